@@ -1,0 +1,49 @@
+/// An ordered list of HTTP header fields with lower-cased names.
+///
+/// Invariant: every stored name is lower case (HTTP/2 requires it on the wire and HTTP/1.1 names
+/// are case-insensitive), so lookups compare bytes directly. Value type; safe to share across
+/// threads.
+public struct HTTPFields: Sendable, Equatable, Sequence {
+    public struct Field: Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+
+    public private(set) var fields: [Field]
+
+    public init() { self.fields = [] }
+
+    public init(_ pairs: [(String, String)]) {
+        self.fields = []
+        self.fields.reserveCapacity(pairs.count)
+        for (name, value) in pairs { self.add(name: name, value: value) }
+    }
+
+    /// Appends a field, lower-casing its name.
+    public mutating func add(name: String, value: String) {
+        fields.append(Field(name: Self.lowercased(name), value: value))
+    }
+
+    /// Replaces every field called `name` with one field.
+    public mutating func replaceOrAdd(name: String, value: String) {
+        let lower = Self.lowercased(name)
+        fields.removeAll { $0.name == lower }
+        fields.append(Field(name: lower, value: value))
+    }
+
+    /// The first value of the field called `name` (case-insensitive), if any.
+    public subscript(_ name: String) -> String? {
+        let lower = Self.lowercased(name)
+        return fields.first { $0.name == lower }?.value
+    }
+
+    public var count: Int { fields.count }
+
+    public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
+
+    private static func lowercased(_ name: String) -> String {
+        // Fast path: most names arrive already lower case.
+        if name.utf8.allSatisfy({ $0 < 0x41 || $0 > 0x5A }) { return name }
+        return name.lowercased()
+    }
+}

@@ -1,0 +1,518 @@
+import ApusCore
+import CNghttp2
+import Logging
+import NIOCore
+
+/// The I/O shell around one nghttp2 server session: feeds it whole socket reads, writes what it
+/// produces, and carries out `HTTP2ConnectionStateMachine`'s decisions.
+///
+/// Threading: lives on its channel's event loop; responders may answer from any thread through
+/// the `ResponseWriter`, which hops back to this loop. nghttp2 callbacks only record events (they
+/// never re-enter the session); the actions run after `nghttp2_session_mem_recv` returns.
+final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// What an h2c Upgrade hands over: the decoded HTTP2-Settings payload and the request.
+    struct UpgradeRequest {
+        var settingsPayload: [UInt8]
+        var request: Request
+    }
+
+    private let responder: any Responder
+    private let limits: TransportLimits
+    private let logger: Logger
+    private let stats: TransportStats
+    private var upgrade: UpgradeRequest?
+
+    private var session: OpaquePointer?
+    private var machine: HTTP2ConnectionStateMachine
+    private var pending: [HTTP2ConnectionStateMachine.Action] = []
+    private var outgoing: [Int32: OutgoingBody] = [:]
+    private var contexts: [Int32: RequestContext] = [:]
+    private var context: ChannelHandlerContext?
+    private var timer: RepeatedTask?
+    private var remoteAddress = "unknown"
+    /// True while actions run, so answers given synchronously are flushed once at the end.
+    private var batching = false
+    private var readPending = false
+    private var closing = false
+
+    struct OutgoingBody {
+        var bytes: [UInt8]
+        var offset = 0
+    }
+
+    init(responder: any Responder, limits: TransportLimits, logger: Logger, stats: TransportStats, upgrade: UpgradeRequest? = nil) {
+        self.responder = responder
+        self.limits = limits
+        self.logger = logger
+        self.stats = stats
+        self.upgrade = upgrade
+        self.machine = HTTP2ConnectionStateMachine(limits: limits, now: Self.now())
+    }
+
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        remoteAddress = context.channel.remoteAddress?.description ?? "unknown"
+        do {
+            try createSession()
+        } catch {
+            logger.error("cannot create HTTP/2 session", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+            return
+        }
+        let tick = TimeAmount.nanoseconds(limits.timerTickNanos)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            loopBound.value.onTick()
+        }
+        if let upgrade {
+            self.upgrade = nil
+            pending.append(machine.adoptUpgradeRequest(upgrade.request, now: Self.now()))
+            runPendingActions()
+        }
+        flush()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        teardown()
+        context.fireChannelInactive()
+    }
+
+    private func teardown() {
+        timer?.cancel()
+        timer = nil
+        for (_, requestContext) in contexts { requestContext.cancel() }
+        contexts.removeAll()
+        outgoing.removeAll()
+        if let session {
+            nghttp2_session_del(session)
+            self.session = nil
+        }
+    }
+
+    private func createSession() throws {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw ApusError(.internalError, "nghttp2_session_callbacks_new failed")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, h2OnBeginFrame)
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, h2OnBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, h2OnHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunkRecv)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else {
+            throw ApusError(.internalError, "nghttp2_option_new failed")
+        }
+        defer { nghttp2_option_del(option) }
+        // Bounds nghttp2 offers itself; the rest lives in the state machine.
+        nghttp2_option_set_max_outbound_ack(option, 1000)
+        nghttp2_option_set_max_settings(option, 32)
+        nghttp2_option_set_max_continuations(option, 16)
+        nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+
+        var created: OpaquePointer?
+        let rv = nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        guard rv == 0, let created else {
+            throw ApusError(.internalError, "nghttp2_session_server_new2 failed: \(Self.errorString(rv))")
+        }
+        session = created
+
+        if let upgrade {
+            let rv = upgrade.settingsPayload.withUnsafeBufferPointer { payload in
+                nghttp2_session_upgrade2(created, payload.baseAddress, payload.count, upgrade.request.method == "HEAD" ? 1 : 0, nil)
+            }
+            guard rv == 0 else { throw ApusError(.badRequest, "invalid HTTP2-Settings: \(Self.errorString(rv))") }
+        }
+
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(limits.maxConcurrentStreams)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(limits.streamWindowBytes)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(limits.maxHeaderListBytes)),
+        ]
+        let srv = nghttp2_submit_settings(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        guard srv == 0 else { throw ApusError(.internalError, "nghttp2_submit_settings failed: \(Self.errorString(srv))") }
+        let wrv = nghttp2_session_set_local_window_size(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: limits.connectionWindowBytes))
+        guard wrv == 0 else { throw ApusError(.internalError, "nghttp2_session_set_local_window_size failed: \(Self.errorString(wrv))") }
+    }
+
+    static func errorString(_ code: some BinaryInteger) -> String {
+        guard let message = nghttp2_strerror(Int32(clamping: code)) else { return "error \(code)" }
+        return String(cString: message)
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session, !closing else { return }
+        let buffer = unwrapInboundIn(data)
+        // One whole socket read per call: Debian's CONTINUATION patch counts per call.
+        let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+            return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        if rv < 0 {
+            logger.debug("closing HTTP/2 connection after a protocol error", metadata: ["error": "\(Self.errorString(rv))", "peer": "\(remoteAddress)"])
+            stats.protocolErrors.add(1)
+            // nghttp2 may have queued a GOAWAY explaining why (and we may have one of our own):
+            // send it, then close.
+            runPendingActions()
+            flush()
+            closeAfterFlush()
+            return
+        }
+        runPendingActions()
+        flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        machine.writabilityChanged(writable: writable, now: Self.now())
+        if writable {
+            flush()
+            if readPending {
+                readPending = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Backpressure: while the peer is not taking our output we stop reading its input, so it
+    /// cannot make us queue more (responses, PING/SETTINGS acks).
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is TransportDrainEvent {
+            pending.append(contentsOf: machine.beginDrain())
+            runPendingActions()
+            flush()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("HTTP/2 connection error", metadata: ["error": "\(error)", "peer": "\(remoteAddress)"])
+        context.close(promise: nil)
+    }
+
+    private func onTick() {
+        pending.append(contentsOf: machine.tick(now: Self.now()))
+        runPendingActions()
+        flush()
+    }
+
+    // MARK: Events from the nghttp2 callbacks (record only; never touch the session here)
+
+    fileprivate func onBeginFrame(type: UInt8, flags: UInt8, length: Int) -> Int32 {
+        let junk: String?
+        switch UInt32(type) {
+        case NGHTTP2_DATA.rawValue:
+            junk = (length == 0 && flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) == 0) ? "empty DATA" : nil
+        case NGHTTP2_PRIORITY.rawValue: junk = "PRIORITY"
+        case NGHTTP2_RST_STREAM.rawValue: junk = "RST_STREAM"
+        case NGHTTP2_SETTINGS.rawValue: junk = flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 ? "SETTINGS" : nil
+        case NGHTTP2_PING.rawValue: junk = flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 ? "PING" : nil
+        case NGHTTP2_HEADERS.rawValue, NGHTTP2_CONTINUATION.rawValue, NGHTTP2_WINDOW_UPDATE.rawValue,
+             NGHTTP2_GOAWAY.rawValue, NGHTTP2_PUSH_PROMISE.rawValue:
+            junk = nil
+        default: junk = "unknown frame type \(type)"
+        }
+        if let junk {
+            stats.junkFrames.add(1)
+            if let action = machine.junkFrameReceived(kind: junk) {
+                // Runs once mem_recv returns (no re-entry from a callback).
+                pending.append(action)
+            }
+        }
+        return 0
+    }
+
+    fileprivate func onBeginHeaders(streamID: Int32) {
+        machine.streamOpened(streamID, now: Self.now())
+    }
+
+    fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        machine.headerReceived(streamID, name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+
+    fileprivate func onHeadersComplete(streamID: Int32, endStream: Bool, isTrailer: Bool) {
+        let action = isTrailer
+            ? (endStream ? machine.endStreamReceived(streamID) : nil)
+            : machine.headersComplete(streamID, endStream: endStream, now: Self.now())
+        if let action { pending.append(action) }
+    }
+
+    fileprivate func onData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        if let action = machine.dataReceived(streamID, bytes) { pending.append(action) }
+    }
+
+    fileprivate func onEndStream(streamID: Int32) {
+        if let action = machine.endStreamReceived(streamID) { pending.append(action) }
+    }
+
+    fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        let (wasPending, action) = machine.streamClosed(streamID, now: Self.now())
+        if wasPending { contexts[streamID]?.cancel() }
+        if errorCode == 0 { machine.responseCompleted() }
+        contexts.removeValue(forKey: streamID)
+        outgoing.removeValue(forKey: streamID)
+        if let action { pending.append(action) }
+    }
+
+    fileprivate func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var body = outgoing[streamID] else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let n = min(length, body.bytes.count - body.offset)
+        body.bytes.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress, n > 0 { buffer.update(from: base + body.offset, count: n) }
+        }
+        body.offset += n
+        if body.offset >= body.bytes.count {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            outgoing.removeValue(forKey: streamID)
+        } else {
+            outgoing[streamID] = body
+        }
+        return n
+    }
+
+    // MARK: Actions
+
+    private func runPendingActions() {
+        guard !batching else { return }
+        batching = true
+        defer { batching = false }
+        while !pending.isEmpty {
+            let actions = pending
+            pending.removeAll(keepingCapacity: true)
+            for action in actions { run(action) }
+        }
+    }
+
+    private func run(_ action: HTTP2ConnectionStateMachine.Action) {
+        guard let session, let context else { return }
+        switch action {
+        case .dispatch(let streamID, let request):
+            let requestContext = RequestContext(remoteAddress: remoteAddress)
+            contexts[streamID] = requestContext
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            let writer = ResponseWriter { response in
+                if loop.inEventLoop {
+                    bound.value.answer(streamID: streamID, response: response)
+                } else {
+                    loop.execute { bound.value.answer(streamID: streamID, response: response) }
+                }
+            }
+            responder.respond(to: request, context: requestContext, writer: writer)
+        case .respondWithError(let streamID, let status, let message):
+            stats.limitRejections.add(1)
+            submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
+        case .goAwayAndClose(let errorCode, let reason):
+            logger.info("closing HTTP/2 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
+            if errorCode == HTTP2ConnectionStateMachine.enhanceYourCalm { stats.calmGoAways.add(1) }
+            let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
+            if rv != 0 { logger.debug("nghttp2_submit_goaway failed", metadata: ["error": "\(Self.errorString(rv))"]) }
+            flush()
+            closeAfterFlush()
+        case .sendShutdownNotice:
+            let rv = nghttp2_submit_shutdown_notice(session)
+            if rv != 0 { logger.debug("nghttp2_submit_shutdown_notice failed", metadata: ["error": "\(Self.errorString(rv))"]) }
+        case .sendFinalGoAway:
+            let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), NGHTTP2_NO_ERROR.rawValue, nil, 0)
+            if rv != 0 { logger.debug("nghttp2_submit_goaway failed", metadata: ["error": "\(Self.errorString(rv))"]) }
+        case .close(let reason):
+            logger.debug("closing HTTP/2 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
+            flush()
+            closeAfterFlush()
+        }
+    }
+
+    private static func code(forStatus status: Int) -> ApusError.Code {
+        ApusError.Code.allCases.first { $0.httpStatus == status } ?? .badRequest
+    }
+
+    /// A responder's answer, on the loop.
+    private func answer(streamID: Int32, response: Response) {
+        guard session != nil, machine.answerSubmitted(streamID) else { return }
+        submit(streamID: streamID, response: response)
+        if !batching { flush() }
+    }
+
+    private func submit(streamID: Int32, response: Response) {
+        guard let session else { return }
+        var names: [String] = [":status", "content-length"]
+        var values: [String] = [String(response.status), String(response.body.count)]
+        for field in response.headers where field.name != "content-length" && field.name != "connection" {
+            names.append(field.name)
+            values.append(field.value)
+        }
+        // nghttp2 copies names and values during the call, so pointers into these arrays suffice.
+        var storage: [UInt8] = []
+        var spans: [(Int, Int, Int, Int)] = []
+        for (name, value) in zip(names, values) {
+            let nameStart = storage.count
+            storage.append(contentsOf: name.utf8)
+            let valueStart = storage.count
+            storage.append(contentsOf: value.utf8)
+            spans.append((nameStart, name.utf8.count, valueStart, value.utf8.count))
+        }
+        if storage.isEmpty { storage.append(0) }
+        let hasBody = !response.body.isEmpty
+        if hasBody { outgoing[streamID] = OutgoingBody(bytes: response.body) }
+        let rv = storage.withUnsafeMutableBufferPointer { raw -> Int32 in
+            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+            var nva = spans.map { span in
+                nghttp2_nv(name: base + span.0, value: base + span.2, namelen: span.1, valuelen: span.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            if hasBody {
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
+                return nghttp2_submit_response(session, streamID, &nva, nva.count, &provider)
+            }
+            return nghttp2_submit_response(session, streamID, &nva, nva.count, nil)
+        }
+        if rv != 0 {
+            outgoing.removeValue(forKey: streamID)
+            logger.debug("nghttp2_submit_response failed", metadata: ["stream": "\(streamID)", "error": "\(Self.errorString(rv))"])
+        }
+    }
+
+    // MARK: Outbound
+
+    /// Moves everything nghttp2 wants to send into one buffer and writes it, unless the channel is
+    /// not writable (then nghttp2 keeps it until `channelWritabilityChanged`).
+    private func flush() {
+        guard let session, let context, context.channel.isWritable || closing else { return }
+        var buffer: ByteBuffer?
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 {
+                logger.debug("nghttp2_session_mem_send failed", metadata: ["error": "\(Self.errorString(n))"])
+                closing = true
+                context.close(promise: nil)
+                return
+            }
+            guard n > 0, let data else { break }
+            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: max(n, 4096)) }
+            buffer?.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+        if let buffer {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        }
+        if !closing, nghttp2_session_want_read(session) == 0, nghttp2_session_want_write(session) == 0 {
+            closeAfterFlush()
+        }
+    }
+
+    private func closeAfterFlush() {
+        guard let context, !closing else { return }
+        closing = true
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}
+
+// MARK: - nghttp2 callbacks: file-level C functions, `self` recovered from user_data.
+
+private func handler(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerHandler? {
+    guard let userData else { return nil }
+    return Unmanaged<HTTP2ServerHandler>.fromOpaque(userData).takeUnretainedValue()
+}
+
+private func h2OnBeginFrame(_ session: OpaquePointer?, _ hd: UnsafePointer<nghttp2_frame_hd>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let hd, let handler = handler(userData) else { return 0 }
+    return handler.onBeginFrame(type: hd.pointee.type, flags: hd.pointee.flags, length: hd.pointee.length)
+}
+
+private func h2OnBeginHeaders(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let frame, let handler = handler(userData) else { return 0 }
+    if UInt32(frame.pointee.hd.type) == NGHTTP2_HEADERS.rawValue, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+        handler.onBeginHeaders(streamID: frame.pointee.hd.stream_id)
+    }
+    return 0
+}
+
+private func h2OnHeader(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
+    _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, let handler = handler(userData), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+    handler.onHeader(
+        streamID: frame.pointee.hd.stream_id,
+        name: UnsafeBufferPointer(start: name, count: nameLength),
+        value: UnsafeBufferPointer(start: value, count: valueLength)
+    )
+    return 0
+}
+
+private func h2OnFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let frame, let handler = handler(userData) else { return 0 }
+    let hd = frame.pointee.hd
+    let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    switch UInt32(hd.type) {
+    case NGHTTP2_HEADERS.rawValue:
+        let category = frame.pointee.headers.cat
+        if category == NGHTTP2_HCAT_REQUEST {
+            handler.onHeadersComplete(streamID: hd.stream_id, endStream: endStream, isTrailer: false)
+        } else if category == NGHTTP2_HCAT_HEADERS {
+            handler.onHeadersComplete(streamID: hd.stream_id, endStream: endStream, isTrailer: true)
+        }
+    case NGHTTP2_DATA.rawValue where endStream:
+        handler.onEndStream(streamID: hd.stream_id)
+    default:
+        break
+    }
+    return 0
+}
+
+private func h2OnDataChunkRecv(
+    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let handler = handler(userData) else { return 0 }
+    handler.onData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func h2OnStreamClose(_ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    handler(userData)?.onStreamClose(streamID: streamID, errorCode: errorCode)
+    return 0
+}
+
+private func h2ReadBody(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let buffer, let flags, let handler = handler(userData) else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    return handler.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+}

@@ -1,0 +1,36 @@
+import Synchronization
+
+/// Transport counters shared by every connection of a server, read by the metrics endpoint and
+/// by tests. Thread-safe (atomics); values only grow except the gauges.
+public final class TransportStats: Sendable {
+    /// A monotonically increasing, thread-safe counter.
+    public final class Counter: Sendable {
+        private let value = Atomic<Int>(0)
+        public init() {}
+        public func add(_ n: Int) { value.add(n, ordering: .relaxed) }
+        public var current: Int { value.load(ordering: .relaxed) }
+    }
+
+    public let connectionsAccepted = Counter()
+    public let http2Connections = Counter()
+    public let http1Connections = Counter()
+    public let junkFrames = Counter()
+    /// GOAWAY ENHANCE_YOUR_CALM sent.
+    public let calmGoAways = Counter()
+    /// Requests answered by the transport itself because a limit or timer tripped (408/413/431).
+    public let limitRejections = Counter()
+    /// Connections closed because the peer broke the protocol.
+    public let protocolErrors = Counter()
+    private let openConnections = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Connections currently open (both HTTP versions).
+    public var currentConnections: Int { openConnections.load(ordering: .relaxed) }
+
+    func connectionOpened() { openConnections.add(1, ordering: .relaxed) }
+    func connectionClosed() { openConnections.subtract(1, ordering: .relaxed) }
+}
+
+/// Sent down every connection's pipeline when the server starts draining.
+struct TransportDrainEvent: Sendable {}
