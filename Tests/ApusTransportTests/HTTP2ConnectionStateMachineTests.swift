@@ -1,0 +1,190 @@
+import ApusCore
+@testable import ApusTransport
+import XCTest
+
+final class HTTP2ConnectionStateMachineTests: XCTestCase {
+    typealias Machine = HTTP2ConnectionStateMachine
+    let ms: Int64 = 1_000_000
+
+    func limits(_ configure: (inout TransportLimits) -> Void = { _ in }) -> TransportLimits {
+        var limits = TransportLimits()
+        configure(&limits)
+        return limits
+    }
+
+    func openGET(_ machine: inout Machine, _ id: Int32, path: String = "/v2/health/live", now: Int64 = 0) -> Machine.Action? {
+        machine.streamOpened(id, now: now)
+        machine.headerReceived(id, name: ":method", value: "GET")
+        machine.headerReceived(id, name: ":path", value: path)
+        machine.headerReceived(id, name: ":authority", value: "localhost")
+        return machine.headersComplete(id, endStream: true, now: now)
+    }
+
+    func testHeadersWithEndStreamDispatchARequest() {
+        var machine = Machine(limits: limits(), now: 0)
+        guard case .dispatch(1, let request)? = openGET(&machine, 1, path: "/a?b=c") else { return XCTFail() }
+        XCTAssertEqual(request.method, "GET")
+        XCTAssertEqual(request.path, "/a")
+        XCTAssertEqual(request.query, "b=c")
+        XCTAssertEqual(request.headers["host"], "localhost")
+        XCTAssertEqual(request.version, .http2)
+    }
+
+    func testBodyArrivesInChunksAndDispatchesAtEndStream() {
+        var machine = Machine(limits: limits(), now: 0)
+        machine.streamOpened(3, now: 0)
+        machine.headerReceived(3, name: ":method", value: "POST")
+        machine.headerReceived(3, name: ":path", value: "/x")
+        XCTAssertNil(machine.headersComplete(3, endStream: false, now: 0))
+        for chunk in [[1, 2], [3], [4, 5, 6]] as [[UInt8]] {
+            XCTAssertNil(chunk.withUnsafeBytes { machine.dataReceived(3, $0) })
+        }
+        guard case .dispatch(3, let request)? = machine.endStreamReceived(3) else { return XCTFail() }
+        XCTAssertEqual(request.body, [1, 2, 3, 4, 5, 6])
+    }
+
+    func testHeaderListOverTheByteLimitIsAnswered431() {
+        var machine = Machine(limits: limits { $0.maxHeaderListBytes = 100 }, now: 0)
+        machine.streamOpened(1, now: 0)
+        machine.headerReceived(1, name: ":method", value: "GET")
+        machine.headerReceived(1, name: "x-big", value: String(repeating: "a", count: 200))
+        guard case .respondWithError(1, 431, let message)? = machine.headersComplete(1, endStream: true, now: 0) else { return XCTFail() }
+        XCTAssert(message.contains("100 bytes"), message)
+    }
+
+    func testTooManyHeaderFieldsIsAnswered431() {
+        var machine = Machine(limits: limits { $0.maxHeaderCount = 5 }, now: 0)
+        machine.streamOpened(1, now: 0)
+        for i in 0..<6 { machine.headerReceived(1, name: "x-\(i)", value: "v") }
+        guard case .respondWithError(1, 431, _)? = machine.headersComplete(1, endStream: true, now: 0) else { return XCTFail() }
+    }
+
+    func testDeclaredContentLengthOverTheLimitIsAnswered413AtOnce() {
+        var machine = Machine(limits: limits { $0.maxBodyBytes = 10 }, now: 0)
+        machine.streamOpened(1, now: 0)
+        machine.headerReceived(1, name: ":method", value: "POST")
+        machine.headerReceived(1, name: "content-length", value: "11")
+        guard case .respondWithError(1, 413, _)? = machine.headersComplete(1, endStream: false, now: 0) else { return XCTFail() }
+        // The rest of the body is ignored, not buffered.
+        XCTAssertNil([UInt8](repeating: 0, count: 11).withUnsafeBytes { machine.dataReceived(1, $0) })
+        XCTAssertNil(machine.endStreamReceived(1))
+    }
+
+    func testStreamedBodyOverTheLimitIsAnswered413Once() {
+        var machine = Machine(limits: limits { $0.maxBodyBytes = 10 }, now: 0)
+        machine.streamOpened(1, now: 0)
+        XCTAssertNil(machine.headersComplete(1, endStream: false, now: 0))
+        XCTAssertNil([UInt8](repeating: 0, count: 10).withUnsafeBytes { machine.dataReceived(1, $0) })
+        guard case .respondWithError(1, 413, _)? = [UInt8(0)].withUnsafeBytes({ machine.dataReceived(1, $0) }) else { return XCTFail() }
+        XCTAssertNil([UInt8(0)].withUnsafeBytes { machine.dataReceived(1, $0) })
+    }
+
+    func testJunkFramesOverBudgetGiveGoAwayEnhanceYourCalmOnce() {
+        var machine = Machine(limits: limits { $0.maxJunkFrames = 3 }, now: 0)
+        for _ in 0..<3 { XCTAssertNil(machine.junkFrameReceived(kind: "PING")) }
+        guard case .goAwayAndClose(Machine.enhanceYourCalm, _)? = machine.junkFrameReceived(kind: "PING") else { return XCTFail() }
+        XCTAssertNil(machine.junkFrameReceived(kind: "PING"))
+    }
+
+    func testAnsweredRequestsEarnJunkBudgetBack() {
+        var machine = Machine(limits: limits { $0.maxJunkFrames = 2 }, now: 0)
+        for id in stride(from: Int32(1), to: 41, by: 2) {
+            XCTAssertNil(machine.junkFrameReceived(kind: "PRIORITY"))
+            _ = openGET(&machine, id)
+            XCTAssertTrue(machine.answerSubmitted(id))
+            _ = machine.streamClosed(id, now: 0)
+            machine.responseCompleted()
+        }
+        XCTAssertLessThanOrEqual(machine.junkFrames, 2)
+    }
+
+    func testSecondAnswerToAStreamIsDropped() {
+        var machine = Machine(limits: limits(), now: 0)
+        _ = openGET(&machine, 1)
+        XCTAssertTrue(machine.answerSubmitted(1))
+        XCTAssertFalse(machine.answerSubmitted(1))
+        XCTAssertFalse(machine.answerSubmitted(99))
+    }
+
+    func testClosingADispatchedStreamReportsItPendingForCancellation() {
+        var machine = Machine(limits: limits(), now: 0)
+        _ = openGET(&machine, 1)
+        XCTAssertTrue(machine.streamClosed(1, now: 0).wasPending)
+        _ = openGET(&machine, 3)
+        XCTAssertTrue(machine.answerSubmitted(3))
+        XCTAssertFalse(machine.streamClosed(3, now: 0).wasPending)
+    }
+
+    func testIdleConnectionGetsGoAwayNoErrorAfterTheIdleTimeout() {
+        var machine = Machine(limits: limits { $0.idleTimeoutNanos = 100 * 1_000_000 }, now: 0)
+        XCTAssertEqual(machine.tick(now: 99 * ms), [])
+        guard case .goAwayAndClose(Machine.noError, _)? = machine.tick(now: 100 * ms).first else { return XCTFail() }
+    }
+
+    func testOpenStreamKeepsTheConnectionFromIdling() {
+        var machine = Machine(limits: limits { $0.idleTimeoutNanos = 100 * ms; $0.bodyTimeoutNanos = 10_000 * ms }, now: 0)
+        machine.streamOpened(1, now: 0)
+        _ = machine.headersComplete(1, endStream: false, now: 0)
+        XCTAssertEqual(machine.tick(now: 500 * ms), [])
+        _ = machine.streamClosed(1, now: 500 * ms)
+        XCTAssertEqual(machine.tick(now: 599 * ms), [])
+        XCTAssertFalse(machine.tick(now: 600 * ms).isEmpty)
+    }
+
+    func testUnfinishedHeaderBlockPastTheHeaderTimeoutClosesWithEnhanceYourCalm() {
+        var machine = Machine(limits: limits { $0.headerTimeoutNanos = 50 * ms }, now: 0)
+        machine.streamOpened(1, now: 10 * ms)
+        XCTAssertEqual(machine.tick(now: 59 * ms), [])
+        guard case .goAwayAndClose(Machine.enhanceYourCalm, let reason)? = machine.tick(now: 60 * ms).first else { return XCTFail() }
+        XCTAssert(reason.contains("headers"), reason)
+    }
+
+    func testSlowBodyPastTheBodyTimeoutIsAnswered408AndLaterDataIgnored() {
+        var machine = Machine(limits: limits { $0.bodyTimeoutNanos = 50 * ms }, now: 0)
+        machine.streamOpened(1, now: 0)
+        _ = machine.headersComplete(1, endStream: false, now: 0)
+        XCTAssertEqual(machine.tick(now: 49 * ms), [])
+        guard case .respondWithError(1, 408, _)? = machine.tick(now: 50 * ms).first else { return XCTFail() }
+        XCTAssertNil([UInt8(1)].withUnsafeBytes { machine.dataReceived(1, $0) })
+        XCTAssertNil(machine.endStreamReceived(1))
+    }
+
+    func testWriteStallPastTheTimeoutCloses() {
+        var machine = Machine(limits: limits { $0.writeStallTimeoutNanos = 100 * ms }, now: 0)
+        _ = openGET(&machine, 1)
+        machine.writabilityChanged(writable: false, now: 10 * ms)
+        XCTAssertEqual(machine.tick(now: 109 * ms), [])
+        guard case .close? = machine.tick(now: 110 * ms).first else { return XCTFail() }
+    }
+
+    func testWritableAgainCancelsTheStall() {
+        var machine = Machine(limits: limits { $0.writeStallTimeoutNanos = 100 * ms }, now: 0)
+        _ = openGET(&machine, 1)
+        machine.writabilityChanged(writable: false, now: 0)
+        machine.writabilityChanged(writable: true, now: 50 * ms)
+        XCTAssertEqual(machine.tick(now: 500 * ms), [])
+    }
+
+    func testDrainSendsNoticeThenFinalGoAwayThenClosesWhenTheLastStreamEnds() {
+        var machine = Machine(limits: limits(), now: 0)
+        _ = openGET(&machine, 1)
+        XCTAssertEqual(machine.beginDrain(), [.sendShutdownNotice])
+        XCTAssertEqual(machine.beginDrain(), [])
+        XCTAssertEqual(machine.tick(now: 1), [.sendFinalGoAway])
+        XCTAssertTrue(machine.answerSubmitted(1))
+        XCTAssertEqual(machine.streamClosed(1, now: 2).action, .close(reason: "drained"))
+    }
+
+    func testDrainWithNoStreamsClosesAfterTheFinalGoAway() {
+        var machine = Machine(limits: limits(), now: 0)
+        XCTAssertEqual(machine.beginDrain(), [.sendShutdownNotice])
+        XCTAssertEqual(machine.tick(now: 1), [.sendFinalGoAway, .close(reason: "drained")])
+    }
+
+    func testUpgradeRequestBecomesStreamOneAlreadyDispatched() {
+        var machine = Machine(limits: limits(), now: 0)
+        let request = Request(method: "GET", target: "/v2/health/live", headers: HTTPFields(), version: .http2)
+        XCTAssertEqual(machine.adoptUpgradeRequest(request, now: 0), .dispatch(streamID: 1, request: request))
+        XCTAssertTrue(machine.answerSubmitted(1))
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Apus needs on Debian, only when missing.
+#   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, pkg-config
+#   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, Python h2/httpx/pytest
+set -euo pipefail
+
+need_apt=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in libnghttp2-dev zlib1g-dev pkg-config; do
+    have_pkg "$pkg" || need_apt+=("$pkg")
+done
+if [[ "${1:-}" == "--test" ]]; then
+    for pkg in curl nghttp2-client nghttp2-server python3-pip; do
+        have_pkg "$pkg" || { [[ "$pkg" == python3-pip ]] && command -v pip3 >/dev/null; } || need_apt+=("$pkg")
+    done
+fi
+if ((${#need_apt[@]})); then
+    echo "installing: ${need_apt[*]}" >&2
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+    missing_py=()
+    python3 -c "import h2, hyperframe" 2>/dev/null || missing_py+=(h2 hyperframe)
+    python3 -c "import httpx" 2>/dev/null || missing_py+=(httpx)
+    python3 -c "import pytest" 2>/dev/null || missing_py+=(pytest)
+    if ((${#missing_py[@]})); then
+        echo "installing Python packages: ${missing_py[*]}" >&2
+        python3 -m pip install -q "${missing_py[@]}"
+    fi
+fi
+
+command -v swift >/dev/null || { echo "swift is not on PATH: install the Swift 6 toolchain (https://www.swift.org/install/linux/)" >&2; exit 1; }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs missing packages, builds, runs the Swift tests,
+# then the integration tests against the real binary over loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+swift build --build-tests
+swift test --skip-build
+APUS_BIN="$PWD/.build/debug/apus" python3 -m pytest -q Tests/integration
