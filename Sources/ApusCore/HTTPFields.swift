@@ -24,6 +24,11 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
         fields.append(Field(name: Self.lowercased(name), value: value))
     }
 
+    /// Appends a field whose name the caller guarantees is already lower case (HTTP/2).
+    public mutating func appendLowercased(name: String, value: String) {
+        fields.append(Field(name: name, value: value))
+    }
+
     /// Replaces every field called `name` with one field.
     public mutating func replaceOrAdd(name: String, value: String) {
         let lower = Self.lowercased(name)

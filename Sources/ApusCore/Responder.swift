@@ -7,12 +7,23 @@ public protocol Responder: Sendable {
     func respond(to request: Request, context: RequestContext, writer: ResponseWriter)
 }
 
+/// Where a connection takes its answers. One per connection (not per request), so answering
+/// allocates nothing; `token` tells the connection which request is answered. Implementations
+/// must accept calls from any thread and ignore a token answered before.
+public protocol ResponseSink: AnyObject, Sendable {
+    func complete(_ response: Response, token: Int64)
+}
+
 /// The one-shot channel back to the connection. Calling `complete` more than once is ignored
 /// after the first call (the transport guards it); calling it from any thread is safe.
 public struct ResponseWriter: Sendable {
-    private let body: @Sendable (Response) -> Void
+    private let sink: any ResponseSink
+    private let token: Int64
 
-    public init(_ body: @escaping @Sendable (Response) -> Void) { self.body = body }
+    public init(sink: any ResponseSink, token: Int64) {
+        self.sink = sink
+        self.token = token
+    }
 
-    public func complete(_ response: Response) { body(response) }
+    public func complete(_ response: Response) { sink.complete(response, token: token) }
 }

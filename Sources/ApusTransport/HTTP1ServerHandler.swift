@@ -7,7 +7,7 @@ import NIOHTTP1
 /// limits through `HTTP1ConnectionStateMachine`, writes `Response`s with keep-alive.
 ///
 /// Threading: lives on its channel's event loop; answers from other threads hop back to it.
-final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, LoopResponseTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -20,7 +20,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var timer: RepeatedTask?
     private var requestContext: RequestContext?
     /// Bumped per request so a late answer to an old request is ignored.
-    private var generation = 0
+    private var generation: Int64 = 0
+    private var sink: LoopResponseSink?
     private var readPending = false
     private var remoteAddress = "unknown"
 
@@ -44,12 +45,16 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        sink?.detach()
+        sink = nil
         requestContext?.cancel()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        sink?.detach()
+        sink = nil
         requestContext?.cancel()
         context.fireChannelInactive()
     }
@@ -120,19 +125,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch action {
         case .dispatch(let request, _):
             generation += 1
-            let expected = generation
             let requestContext = RequestContext(remoteAddress: remoteAddress)
             self.requestContext = requestContext
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            let writer = ResponseWriter { response in
-                if loop.inEventLoop {
-                    bound.value.answer(response, generation: expected)
-                } else {
-                    loop.execute { bound.value.answer(response, generation: expected) }
-                }
-            }
-            responder.respond(to: request, context: requestContext, writer: writer)
+            let sink = self.sink ?? makeSink(context: context)
+            responder.respond(to: request, context: requestContext, writer: ResponseWriter(sink: sink, token: generation))
         case .respondWithErrorAndClose(let status, let message):
             stats.limitRejections.add(1)
             let code = ApusError.Code.allCases.first { $0.httpStatus == status } ?? .badRequest
@@ -145,7 +141,17 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func answer(_ response: Response, generation: Int) {
+    private func makeSink(context: ChannelHandlerContext) -> LoopResponseSink {
+        let sink = LoopResponseSink(loop: context.eventLoop, target: self)
+        self.sink = sink
+        return sink
+    }
+
+    func deliver(_ response: Response, token: Int64) {
+        answer(response, generation: token)
+    }
+
+    private func answer(_ response: Response, generation: Int64) {
         guard let context, generation == self.generation, case .responding = machine.state else { return }
         requestContext = nil
         let keepAlive = machine.keepAliveForResponse

@@ -26,6 +26,7 @@ struct HTTP2ConnectionStateMachine {
     enum Phase: Equatable { case headers, body, dispatched, answered, rejected }
 
     struct Stream {
+        var id: Int32
         var phase: Phase = .headers
         var openedAt: Int64
         var headersDoneAt: Int64 = 0
@@ -46,7 +47,10 @@ struct HTTP2ConnectionStateMachine {
     static let enhanceYourCalm: UInt32 = 0xb
 
     let limits: TransportLimits
-    private(set) var streams: [Int32: Stream] = [:]
+    /// Open streams, oldest first. At most MAX_CONCURRENT_STREAMS (100 by default) entries, so a
+    /// linear scan from the newest end beats hashing, and entries mutate in place (no copy-on-write
+    /// of header arrays per header field).
+    private(set) var streams: [Stream] = []
     private(set) var junkFrames = 0
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
@@ -59,90 +63,109 @@ struct HTTP2ConnectionStateMachine {
 
     // MARK: Stream events
 
+    private func index(of id: Int32) -> Int? {
+        var i = streams.count - 1
+        while i >= 0 {
+            if streams[i].id == id { return i }
+            i -= 1
+        }
+        return nil
+    }
+
     mutating func streamOpened(_ id: Int32, now: Int64) {
-        streams[id] = Stream(openedAt: now)
+        streams.append(Stream(id: id, openedAt: now))
         idleSince = nil
     }
 
-    /// One decoded header field. Pseudo-headers fill method/path; `:authority` becomes `host`.
-    mutating func headerReceived(_ id: Int32, name: String, value: String) {
-        guard var stream = streams[id], stream.phase == .headers, stream.rejection == nil else { return }
-        stream.headerBytes += name.utf8.count + value.utf8.count
-        stream.headerCount += 1
-        if stream.headerBytes > limits.maxHeaderListBytes {
-            stream.rejection = (431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
-            stream.fields = HTTPFields()
-        } else if stream.headerCount > limits.maxHeaderCount {
-            stream.rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
-            stream.fields = HTTPFields()
-        } else if name.utf8.first == UInt8(ascii: ":") {
-            switch name {
-            case ":method": stream.method = value
-            case ":path": stream.path = value
-            case ":authority": stream.fields.add(name: "host", value: value)
-            default: break
+    /// One decoded header field, as nghttp2 hands it over (valid only during the call).
+    /// Pseudo-headers fill method/path (`:scheme` is dropped, `:authority` becomes `host`); only
+    /// fields that are kept become Strings.
+    mutating func headerReceived(_ id: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        guard let i = index(of: id), streams[i].phase == .headers, streams[i].rejection == nil else { return }
+        streams[i].headerBytes += name.count + value.count
+        streams[i].headerCount += 1
+        if streams[i].headerBytes > limits.maxHeaderListBytes {
+            streams[i].rejection = (431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
+            streams[i].fields = HTTPFields()
+        } else if streams[i].headerCount > limits.maxHeaderCount {
+            streams[i].rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
+            streams[i].fields = HTTPFields()
+        } else if name.first == UInt8(ascii: ":") {
+            if name.elementsEqual(Self.methodName) {
+                streams[i].method = String(decoding: value, as: UTF8.self)
+            } else if name.elementsEqual(Self.pathName) {
+                streams[i].path = String(decoding: value, as: UTF8.self)
+            } else if name.elementsEqual(Self.authorityName) {
+                streams[i].fields.add(name: "host", value: String(decoding: value, as: UTF8.self))
             }
         } else {
-            stream.fields.add(name: name, value: value)
+            // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
+            streams[i].fields.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
         }
-        streams[id] = stream
     }
+
+    /// Convenience for tests and the upgrade path.
+    mutating func headerReceived(_ id: Int32, name: String, value: String) {
+        var name = name
+        var value = value
+        name.withUTF8 { n in value.withUTF8 { v in headerReceived(id, name: n, value: v) } }
+    }
+
+    private static let methodName = Array(":method".utf8)
+    private static let pathName = Array(":path".utf8)
+    private static let authorityName = Array(":authority".utf8)
 
     /// The header block ended. With `endStream` the request is complete.
     mutating func headersComplete(_ id: Int32, endStream: Bool, now: Int64) -> Action? {
-        guard var stream = streams[id], stream.phase == .headers else { return nil }
-        stream.headersDoneAt = now
-        if let rejection = stream.rejection {
-            stream.phase = .rejected
-            streams[id] = stream
+        guard let i = index(of: id), streams[i].phase == .headers else { return nil }
+        streams[i].headersDoneAt = now
+        if let rejection = streams[i].rejection {
+            streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: rejection.status, message: rejection.message)
         }
-        if let length = stream.fields["content-length"], let n = Int(length), n > limits.maxBodyBytes {
-            stream.phase = .rejected
-            streams[id] = stream
+        if let length = streams[i].fields["content-length"], let n = Int(length), n > limits.maxBodyBytes {
+            streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
-        stream.phase = .body
-        streams[id] = stream
-        return endStream ? dispatch(id) : nil
+        streams[i].phase = .body
+        return endStream ? dispatch(at: i) : nil
     }
 
     /// A chunk of request body. Over the body limit: 413 and the rest is dropped.
     mutating func dataReceived(_ id: Int32, _ bytes: UnsafeRawBufferPointer) -> Action? {
-        guard var stream = streams[id], stream.phase == .body else { return nil }
-        if stream.body.count + bytes.count > limits.maxBodyBytes {
-            stream.phase = .rejected
-            stream.body = []
-            streams[id] = stream
+        guard let i = index(of: id), streams[i].phase == .body else { return nil }
+        if streams[i].body.count + bytes.count > limits.maxBodyBytes {
+            streams[i].phase = .rejected
+            streams[i].body = []
             return .respondWithError(streamID: id, status: 413, message: "request body exceeds the limit of \(limits.maxBodyBytes) bytes")
         }
-        stream.body.append(contentsOf: bytes)
-        streams[id] = stream
+        streams[i].body.append(contentsOf: bytes)
         return nil
     }
 
     /// END_STREAM on a DATA frame (or trailers).
     mutating func endStreamReceived(_ id: Int32) -> Action? {
-        guard let stream = streams[id], stream.phase == .body else { return nil }
-        return dispatch(id)
+        guard let i = index(of: id), streams[i].phase == .body else { return nil }
+        return dispatch(at: i)
     }
 
-    private mutating func dispatch(_ id: Int32) -> Action? {
-        guard var stream = streams[id] else { return nil }
-        stream.phase = .dispatched
-        let request = Request(method: stream.method, target: stream.path, headers: stream.fields, body: stream.body, version: .http2)
-        stream.body = []
-        stream.fields = HTTPFields()
-        streams[id] = stream
-        return .dispatch(streamID: id, request: request)
+    private mutating func dispatch(at i: Int) -> Action {
+        streams[i].phase = .dispatched
+        let request = Request(method: streams[i].method, target: streams[i].path, headers: streams[i].fields, body: streams[i].body, version: .http2)
+        streams[i].body = []
+        streams[i].fields = HTTPFields()
+        return .dispatch(streamID: streams[i].id, request: request)
     }
 
     /// nghttp2 closed the stream (answered, reset, or connection gone). Returns whether it was
     /// still waiting for its answer (so the shell cancels the work), and may close a drained connection.
     mutating func streamClosed(_ id: Int32, now: Int64) -> (wasPending: Bool, action: Action?) {
-        let removed = streams.removeValue(forKey: id)
+        var pending = false
+        if let i = index(of: id) {
+            pending = streams[i].phase == .dispatched
+            streams.remove(at: i)
+        }
         if streams.isEmpty { idleSince = now }
-        let pending = removed?.phase == .dispatched
         if drain == .finalGoAwaySent && streams.isEmpty {
             drain = .closed
             return (pending, .close(reason: "drained"))
@@ -153,16 +176,16 @@ struct HTTP2ConnectionStateMachine {
     /// The responder answered stream `id`. False when the answer is not wanted (already answered,
     /// rejected by a limit, or the stream is gone): the shell drops it.
     mutating func answerSubmitted(_ id: Int32) -> Bool {
-        guard streams[id]?.phase == .dispatched else { return false }
-        streams[id]?.phase = .answered
+        guard let i = index(of: id), streams[i].phase == .dispatched else { return false }
+        streams[i].phase = .answered
         return true
     }
 
     /// The request that came with an h2c Upgrade is stream 1, already complete.
     mutating func adoptUpgradeRequest(_ request: Request, now: Int64) -> Action {
-        var stream = Stream(openedAt: now)
+        var stream = Stream(id: 1, openedAt: now)
         stream.phase = .dispatched
-        streams[1] = stream
+        streams.append(stream)
         idleSince = nil
         return .dispatch(streamID: 1, request: request)
     }
@@ -217,16 +240,17 @@ struct HTTP2ConnectionStateMachine {
             return [.goAwayAndClose(errorCode: Self.noError, reason: "idle for \(limits.idleTimeoutNanos / 1_000_000) ms")]
         }
         var actions: [Action] = []
-        for (id, stream) in streams.sorted(by: { $0.key < $1.key }) {
+        for i in streams.indices {
+            let stream = streams[i]
             switch stream.phase {
             case .headers where now - stream.openedAt >= limits.headerTimeoutNanos:
                 // An unfinished header block blocks the whole connection: no stream can be answered.
                 drain = .closed
                 return [.goAwayAndClose(errorCode: Self.enhanceYourCalm, reason: "request headers not complete within \(limits.headerTimeoutNanos / 1_000_000) ms")]
             case .body where now - stream.headersDoneAt >= limits.bodyTimeoutNanos:
-                streams[id]?.phase = .rejected
-                streams[id]?.body = []
-                actions.append(.respondWithError(streamID: id, status: 408, message: "request body not complete within \(limits.bodyTimeoutNanos / 1_000_000) ms"))
+                streams[i].phase = .rejected
+                streams[i].body = []
+                actions.append(.respondWithError(streamID: stream.id, status: 408, message: "request body not complete within \(limits.bodyTimeoutNanos / 1_000_000) ms"))
             default:
                 break
             }

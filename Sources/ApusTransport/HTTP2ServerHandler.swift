@@ -9,7 +9,7 @@ import NIOCore
 /// Threading: lives on its channel's event loop; responders may answer from any thread through
 /// the `ResponseWriter`, which hops back to this loop. nghttp2 callbacks only record events (they
 /// never re-enter the session); the actions run after `nghttp2_session_mem_recv` returns.
-final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, LoopResponseTarget {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -29,8 +29,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var session: OpaquePointer?
     private var machine: HTTP2ConnectionStateMachine
     private var pending: [HTTP2ConnectionStateMachine.Action] = []
-    private var outgoing: [Int32: OutgoingBody] = [:]
-    private var contexts: [Int32: RequestContext] = [:]
+    /// Per-stream I/O state (the request's cancellation handle, the answer's unsent body); a small
+    /// array for the same reason as the state machine's stream table.
+    private var streamIO: [StreamIO] = []
+    /// The time of the current read or tick, read once per event rather than once per frame.
+    private var now: Int64
     private var context: ChannelHandlerContext?
     private var timer: RepeatedTask?
     private var remoteAddress = "unknown"
@@ -39,9 +42,20 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var readPending = false
     private var closing = false
 
-    struct OutgoingBody {
-        var bytes: [UInt8]
+    struct StreamIO {
+        var id: Int32
+        var context: RequestContext?
+        var body: [UInt8] = []
         var offset = 0
+    }
+
+    private func ioIndex(_ id: Int32) -> Int? {
+        var i = streamIO.count - 1
+        while i >= 0 {
+            if streamIO[i].id == id { return i }
+            i -= 1
+        }
+        return nil
     }
 
     init(responder: any Responder, limits: TransportLimits, logger: Logger, stats: TransportStats, upgrade: UpgradeRequest? = nil) {
@@ -50,7 +64,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.logger = logger
         self.stats = stats
         self.upgrade = upgrade
-        self.machine = HTTP2ConnectionStateMachine(limits: limits, now: Self.now())
+        let now = Self.now()
+        self.now = now
+        self.machine = HTTP2ConnectionStateMachine(limits: limits, now: now)
     }
 
     static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
@@ -93,9 +109,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func teardown() {
         timer?.cancel()
         timer = nil
-        for (_, requestContext) in contexts { requestContext.cancel() }
-        contexts.removeAll()
-        outgoing.removeAll()
+        sink?.detach()
+        sink = nil
+        for io in streamIO { io.context?.cancel() }
+        streamIO.removeAll()
         if let session {
             nghttp2_session_del(session)
             self.session = nil
@@ -161,6 +178,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session, !closing else { return }
+        now = Self.now()
         let buffer = unwrapInboundIn(data)
         // One whole socket read per call: Debian's CONTINUATION patch counts per call.
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
@@ -183,7 +201,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        machine.writabilityChanged(writable: writable, now: Self.now())
+        now = Self.now()
+        machine.writabilityChanged(writable: writable, now: now)
         if writable {
             flush()
             if readPending {
@@ -220,7 +239,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func onTick() {
-        pending.append(contentsOf: machine.tick(now: Self.now()))
+        now = Self.now()
+        pending.append(contentsOf: machine.tick(now: now))
         runPendingActions()
         flush()
     }
@@ -252,17 +272,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate func onBeginHeaders(streamID: Int32) {
-        machine.streamOpened(streamID, now: Self.now())
+        machine.streamOpened(streamID, now: now)
     }
 
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        machine.headerReceived(streamID, name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        machine.headerReceived(streamID, name: name, value: value)
     }
 
     fileprivate func onHeadersComplete(streamID: Int32, endStream: Bool, isTrailer: Bool) {
         let action = isTrailer
             ? (endStream ? machine.endStreamReceived(streamID) : nil)
-            : machine.headersComplete(streamID, endStream: endStream, now: Self.now())
+            : machine.headersComplete(streamID, endStream: endStream, now: now)
         if let action { pending.append(action) }
     }
 
@@ -275,29 +295,29 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        let (wasPending, action) = machine.streamClosed(streamID, now: Self.now())
-        if wasPending { contexts[streamID]?.cancel() }
+        let (wasPending, action) = machine.streamClosed(streamID, now: now)
+        if let i = ioIndex(streamID) {
+            if wasPending { streamIO[i].context?.cancel() }
+            streamIO.remove(at: i)
+        }
         if errorCode == 0 { machine.responseCompleted() }
-        contexts.removeValue(forKey: streamID)
-        outgoing.removeValue(forKey: streamID)
         if let action { pending.append(action) }
     }
 
     fileprivate func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var body = outgoing[streamID] else {
+        guard let i = ioIndex(streamID) else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        let n = min(length, body.bytes.count - body.offset)
-        body.bytes.withUnsafeBufferPointer { src in
-            if let base = src.baseAddress, n > 0 { buffer.update(from: base + body.offset, count: n) }
+        let offset = streamIO[i].offset
+        let n = min(length, streamIO[i].body.count - offset)
+        streamIO[i].body.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress, n > 0 { buffer.update(from: base + offset, count: n) }
         }
-        body.offset += n
-        if body.offset >= body.bytes.count {
+        streamIO[i].offset += n
+        if streamIO[i].offset >= streamIO[i].body.count {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            outgoing.removeValue(forKey: streamID)
-        } else {
-            outgoing[streamID] = body
+            streamIO[i].body = []
         }
         return n
     }
@@ -308,11 +328,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !batching else { return }
         batching = true
         defer { batching = false }
-        while !pending.isEmpty {
-            let actions = pending
-            pending.removeAll(keepingCapacity: true)
-            for action in actions { run(action) }
+        // Index loop: actions may append more actions; no copy of the array is made.
+        var i = 0
+        while i < pending.count {
+            let action = pending[i]
+            i += 1
+            run(action)
         }
+        pending.removeAll(keepingCapacity: true)
     }
 
     private func run(_ action: HTTP2ConnectionStateMachine.Action) {
@@ -320,17 +343,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch action {
         case .dispatch(let streamID, let request):
             let requestContext = RequestContext(remoteAddress: remoteAddress)
-            contexts[streamID] = requestContext
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            let writer = ResponseWriter { response in
-                if loop.inEventLoop {
-                    bound.value.answer(streamID: streamID, response: response)
-                } else {
-                    loop.execute { bound.value.answer(streamID: streamID, response: response) }
-                }
-            }
-            responder.respond(to: request, context: requestContext, writer: writer)
+            streamIO.append(StreamIO(id: streamID, context: requestContext))
+            let sink = self.sink ?? makeSink(context: context)
+            responder.respond(to: request, context: requestContext, writer: ResponseWriter(sink: sink, token: Int64(streamID)))
         case .respondWithError(let streamID, let status, let message):
             stats.limitRejections.add(1)
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
@@ -358,6 +373,18 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         ApusError.Code.allCases.first { $0.httpStatus == status } ?? .badRequest
     }
 
+    private var sink: LoopResponseSink?
+
+    private func makeSink(context: ChannelHandlerContext) -> LoopResponseSink {
+        let sink = LoopResponseSink(loop: context.eventLoop, target: self)
+        self.sink = sink
+        return sink
+    }
+
+    func deliver(_ response: Response, token: Int64) {
+        answer(streamID: Int32(truncatingIfNeeded: token), response: response)
+    }
+
     /// A responder's answer, on the loop.
     private func answer(streamID: Int32, response: Response) {
         guard session != nil, machine.answerSubmitted(streamID) else { return }
@@ -367,38 +394,55 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func submit(streamID: Int32, response: Response) {
         guard let session else { return }
-        var names: [String] = [":status", "content-length"]
-        var values: [String] = [String(response.status), String(response.body.count)]
-        for field in response.headers where field.name != "content-length" && field.name != "connection" {
-            names.append(field.name)
-            values.append(field.value)
-        }
-        // nghttp2 copies names and values during the call, so pointers into these arrays suffice.
+        // One byte buffer holds every name and value; nghttp2 copies them during the call.
+        let status = String(response.status)
+        let length = String(response.body.count)
+        var size = 7 + status.utf8.count + 14 + length.utf8.count
+        for field in response.headers { size += field.name.utf8.count + field.value.utf8.count }
         var storage: [UInt8] = []
-        var spans: [(Int, Int, Int, Int)] = []
-        for (name, value) in zip(names, values) {
+        storage.reserveCapacity(size)
+        var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+        spans.reserveCapacity(response.headers.count + 2)
+        func append(_ name: String, _ value: String) {
             let nameStart = storage.count
             storage.append(contentsOf: name.utf8)
             let valueStart = storage.count
             storage.append(contentsOf: value.utf8)
-            spans.append((nameStart, name.utf8.count, valueStart, value.utf8.count))
+            spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
         }
-        if storage.isEmpty { storage.append(0) }
+        append(":status", status)
+        append("content-length", length)
+        for field in response.headers where field.name != "content-length" && field.name != "connection" {
+            append(field.name, field.value)
+        }
         let hasBody = !response.body.isEmpty
-        if hasBody { outgoing[streamID] = OutgoingBody(bytes: response.body) }
+        if hasBody {
+            if let i = ioIndex(streamID) {
+                streamIO[i].body = response.body
+                streamIO[i].offset = 0
+            } else {
+                streamIO.append(StreamIO(id: streamID, context: nil, body: response.body))
+            }
+        }
         let rv = storage.withUnsafeMutableBufferPointer { raw -> Int32 in
             guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-            var nva = spans.map { span in
-                nghttp2_nv(name: base + span.0, value: base + span.2, namelen: span.1, valuelen: span.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
+                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+                for (i, span) in spans.enumerated() {
+                    (nvBase + i).initialize(to: nghttp2_nv(
+                        name: base + span.name, value: base + span.value, namelen: span.nameLength,
+                        valuelen: span.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    ))
+                }
+                if hasBody {
+                    var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
+                    return nghttp2_submit_response(session, streamID, nvBase, spans.count, &provider)
+                }
+                return nghttp2_submit_response(session, streamID, nvBase, spans.count, nil)
             }
-            if hasBody {
-                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
-                return nghttp2_submit_response(session, streamID, &nva, nva.count, &provider)
-            }
-            return nghttp2_submit_response(session, streamID, &nva, nva.count, nil)
         }
         if rv != 0 {
-            outgoing.removeValue(forKey: streamID)
+            if let i = ioIndex(streamID) { streamIO[i].body = [] }
             logger.debug("nghttp2_submit_response failed", metadata: ["stream": "\(streamID)", "error": "\(Self.errorString(rv))"])
         }
     }
