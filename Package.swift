@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -31,6 +32,13 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "ApusCore", swiftSettings: releaseSettings),
+        // Tensors, kernels, compiled graphs: no dependencies at all.
+        .target(name: "ApusRuntime", swiftSettings: releaseSettings),
+        // ONNX protobuf -> ApusRuntime graphs; the generated code is internal to this module.
+        .target(
+            name: "ApusONNX",
+            dependencies: ["ApusRuntime", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .target(
             name: "ApusTransport",
             dependencies: [
@@ -62,6 +70,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ApusCoreTests", dependencies: ["ApusCore"]),
+        .testTarget(
+            name: "ApusRuntimeTests",
+            dependencies: ["ApusRuntime", "ApusONNX"],
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(
             name: "ApusTransportTests",
             dependencies: [

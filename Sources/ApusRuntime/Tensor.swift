@@ -1,0 +1,97 @@
+/// A dense, row-major tensor. Value type: copies share storage until written (Swift arrays), so
+/// passing tensors between steps and threads is cheap and safe.
+///
+/// Invariant: `shape.reduce(1, *) == data.count` (checked by `init(shape:data:)`).
+public struct Tensor: Sendable, Equatable {
+    public enum ElementType: String, Sendable, CaseIterable {
+        case float32 = "FP32", float64 = "FP64", int64 = "INT64", int32 = "INT32", bool = "BOOL", string = "BYTES"
+    }
+
+    public enum Data: Sendable, Equatable {
+        case float32([Float])
+        case float64([Double])
+        case int64([Int64])
+        case int32([Int32])
+        case bool([Bool])
+        case string([String])
+
+        public var count: Int {
+            switch self {
+            case .float32(let v): v.count
+            case .float64(let v): v.count
+            case .int64(let v): v.count
+            case .int32(let v): v.count
+            case .bool(let v): v.count
+            case .string(let v): v.count
+            }
+        }
+
+        public var elementType: ElementType {
+            switch self {
+            case .float32: .float32
+            case .float64: .float64
+            case .int64: .int64
+            case .int32: .int32
+            case .bool: .bool
+            case .string: .string
+            }
+        }
+    }
+
+    public var shape: [Int]
+    public var data: Data
+
+    public init(shape: [Int], data: Data) throws {
+        let expected = shape.reduce(1, *)
+        guard shape.allSatisfy({ $0 >= 0 }), expected == data.count else {
+            throw RuntimeError("shape \(shape) holds \(expected) elements but \(data.count) were given")
+        }
+        self.shape = shape
+        self.data = data
+    }
+
+    /// For kernels that computed a matching shape themselves.
+    init(unchecked shape: [Int], _ data: Data) {
+        self.shape = shape
+        self.data = data
+    }
+
+    public var elementType: ElementType { data.elementType }
+    public var count: Int { data.count }
+
+    /// Rows for a [N, ...] tensor (1 for a vector or scalar).
+    var rows: Int { shape.count >= 2 ? shape[0] : 1 }
+    /// Elements per row.
+    var rowWidth: Int { shape.count >= 2 ? shape.dropFirst().reduce(1, *) : count }
+
+    /// The elements as Float, converting other numeric types (the kernels' working type).
+    public func floats() throws -> [Float] {
+        switch data {
+        case .float32(let v): return v
+        case .float64(let v): return v.map { Float($0) }
+        case .int64(let v): return v.map { Float($0) }
+        case .int32(let v): return v.map { Float($0) }
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .string: throw RuntimeError("expected a numeric tensor, got strings")
+        }
+    }
+
+    public func int64s() throws -> [Int64] {
+        switch data {
+        case .int64(let v): return v
+        case .int32(let v): return v.map { Int64($0) }
+        case .bool(let v): return v.map { $0 ? 1 : 0 }
+        case .float32(let v): return v.map { Int64(exactly: $0.rounded(.towardZero)) ?? 0 }
+        case .float64(let v): return v.map { Int64(exactly: $0.rounded(.towardZero)) ?? 0 }
+        case .string: throw RuntimeError("expected a numeric tensor, got strings")
+        }
+    }
+}
+
+/// A runtime failure: bad model at load time, or inputs a kernel cannot take. The message names
+/// the node and op (load) or the tensor (run).
+public struct RuntimeError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

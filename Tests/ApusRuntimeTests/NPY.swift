@@ -1,0 +1,45 @@
+import ApusRuntime
+import Foundation
+
+/// Reads NumPy `.npy` files (little-endian f4, f8, i4, i8, b1; C order) for the fixtures.
+enum NPY {
+    struct Error: Swift.Error, CustomStringConvertible { let description: String }
+
+    static func read(_ url: URL) throws -> Tensor {
+        let bytes = [UInt8](try Data(contentsOf: url))
+        guard bytes.count > 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else { throw Error(description: "\(url.lastPathComponent): not an npy file") }
+        let major = bytes[6]
+        let headerLength: Int
+        let headerStart: Int
+        if major == 1 {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        } else {
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        }
+        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
+        guard !header.contains("'fortran_order': True") else { throw Error(description: "fortran order not supported") }
+        guard let descrRange = header.range(of: "'descr': '"), let descrEnd = header[descrRange.upperBound...].firstIndex(of: "'") else {
+            throw Error(description: "no descr in \(header)")
+        }
+        let descr = String(header[descrRange.upperBound..<descrEnd])
+        guard let shapeStart = header.range(of: "'shape': ("), let shapeEnd = header[shapeStart.upperBound...].firstIndex(of: ")") else {
+            throw Error(description: "no shape in \(header)")
+        }
+        let shape = header[shapeStart.upperBound..<shapeEnd].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let body = Array(bytes[(headerStart + headerLength)...])
+        let count = shape.reduce(1, *)
+        func load<T>(_: T.Type) -> [T] {
+            body.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) } }
+        }
+        switch descr {
+        case "<f4": return try Tensor(shape: shape, data: .float32(load(Float.self)))
+        case "<f8": return try Tensor(shape: shape, data: .float64(load(Double.self)))
+        case "<i8": return try Tensor(shape: shape, data: .int64(load(Int64.self)))
+        case "<i4": return try Tensor(shape: shape, data: .int32(load(Int32.self)))
+        case "|b1": return try Tensor(shape: shape, data: .bool(load(UInt8.self).map { $0 != 0 }))
+        default: throw Error(description: "dtype \(descr) not supported")
+        }
+    }
+}
