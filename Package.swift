@@ -5,6 +5,15 @@ import PackageDescription
 // health route); the code is Swift 6 strict-concurrency checked, so release builds drop them.
 let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+// The kernels' SIMD code targets Haswell (x86-64-v3: AVX2 + FMA, every x86 server CPU since 2013) on x86
+// hosts; elsewhere the toolchain's default CPU. Measured on the MLP at batch 4096: see
+// scripts/bench-kernels.py.
+#if arch(x86_64)
+let kernelSettings: [SwiftSetting] = releaseSettings + [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+#else
+let kernelSettings: [SwiftSetting] = releaseSettings
+#endif
+
 // Layers, dependencies point one way (down):
 //   apus (CLI)  ->  ApusServer (routes, app wiring)  ->  ApusTransport (NIO + nghttp2)  ->  ApusCore
 // Only ApusTransport imports CNghttp2; ApusCore imports neither NIO nor generated code.
@@ -33,7 +42,7 @@ let package = Package(
         ),
         .target(name: "ApusCore", swiftSettings: releaseSettings),
         // Tensors, kernels, compiled graphs: no dependencies at all.
-        .target(name: "ApusRuntime", swiftSettings: releaseSettings),
+        .target(name: "ApusRuntime", swiftSettings: kernelSettings),
         // ONNX protobuf -> ApusRuntime graphs; the generated code is internal to this module.
         .target(
             name: "ApusONNX",
@@ -65,6 +74,8 @@ let package = Package(
             dependencies: [
                 "ApusServer",
                 "ApusTransport",
+                "ApusRuntime",
+                "ApusONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -60,7 +60,7 @@ enum PostTransform: String, Sendable {
         return p * x
     }
 
-    static func softmax(_ v: inout ArraySlice<Float>) {
+    static func softmax(_ v: UnsafeMutableBufferPointer<Float>) {
         guard let m = v.max() else { return }
         var sum: Float = 0
         for i in v.indices {
@@ -70,7 +70,7 @@ enum PostTransform: String, Sendable {
         for i in v.indices { v[i] /= sum }
     }
 
-    static func softmaxZero(_ v: inout ArraySlice<Float>) {
+    static func softmaxZero(_ v: UnsafeMutableBufferPointer<Float>) {
         guard let m = v.max() else { return }
         var sum: Float = 0
         for i in v.indices where v[i] != 0 {
@@ -80,14 +80,23 @@ enum PostTransform: String, Sendable {
         if sum > 0 { for i in v.indices { v[i] /= sum } }
     }
 
-    /// Applies the transform to every score of one row (the multi-score case).
-    func apply(_ row: inout ArraySlice<Float>) {
+    /// Applies the transform in place to every score of one row (the multi-score case).
+    func apply(_ row: UnsafeMutableBufferPointer<Float>) {
         switch self {
         case .none: break
         case .logistic: for i in row.indices { row[i] = Self.logistic(row[i]) }
         case .probit: for i in row.indices { row[i] = Self.probit(row[i]) }
-        case .softmax: Self.softmax(&row)
-        case .softmaxZero: Self.softmaxZero(&row)
+        case .softmax: Self.softmax(row)
+        case .softmaxZero: Self.softmaxZero(row)
+        }
+    }
+
+    /// Applies the transform to each `width`-wide row of `values` in place.
+    func applyRows(_ values: inout [Float], width: Int) {
+        guard self != .none, width > 0 else { return }
+        values.withUnsafeMutableBufferPointer { all in
+            guard let base = all.baseAddress else { return }
+            for r in 0..<(all.count / width) { apply(UnsafeMutableBufferPointer(start: base + r * width, count: width)) }
         }
     }
 }

@@ -27,6 +27,25 @@ struct LinearModel: Kernel {
 
     var features: Int { coefficients.count / outputs }
 
+    /// Dot product in 8-wide SIMD lanes (float reductions are not auto-vectorised).
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var sum8 = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a)
+        let rb = UnsafeRawPointer(b)
+        while i + 8 <= n {
+            sum8 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = sum8.sum()
+        while i < n {
+            sum += a[i] * b[i]
+            i += 1
+        }
+        return sum
+    }
+
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try required(inputs, 0, name)
         let rows = x.shape.count == 1 ? 1 : x.rows
@@ -34,21 +53,21 @@ struct LinearModel: Kernel {
         guard width == features else { throw RuntimeError("node \(name): input has \(width) features, the model has \(features)") }
         let values = try x.floats()
         var scores = [Float](repeating: 0, count: rows * outputs)
-        for r in 0..<rows {
-            for o in 0..<outputs {
-                var s: Float = intercepts.isEmpty ? 0 : intercepts[o]
-                let cBase = o * width
-                let xBase = r * width
-                for f in 0..<width { s += values[xBase + f] * coefficients[cBase + f] }
-                scores[r * outputs + o] = s
+        values.withUnsafeBufferPointer { xBuffer in
+            coefficients.withUnsafeBufferPointer { cBuffer in
+                scores.withUnsafeMutableBufferPointer { out in
+                    guard let xs = xBuffer.baseAddress, let cs = cBuffer.baseAddress, let out = out.baseAddress else { return }
+                    for r in 0..<rows {
+                        let row = xs + r * width
+                        for o in 0..<outputs {
+                            out[r * outputs + o] = (intercepts.isEmpty ? 0 : intercepts[o]) + Self.dot(row, cs + o * width, width)
+                        }
+                    }
+                }
             }
         }
         guard let labels = classLabels else {
-            for r in 0..<rows {
-                var slice = scores[(r * outputs)..<((r + 1) * outputs)]
-                post.apply(&slice)
-                scores.replaceSubrange((r * outputs)..<((r + 1) * outputs), with: slice)
-            }
+            post.applyRows(&scores, width: outputs)
             return [Tensor(unchecked: [rows, outputs], .float32(scores))]
         }
         // Classifier.
@@ -79,13 +98,11 @@ struct LinearModel: Kernel {
         }
         guard outputs == classes else { throw RuntimeError("node \(name): \(outputs) score columns for \(classes) classes") }
         for r in 0..<rows {
-            var slice = scores[(r * outputs)..<((r + 1) * outputs)]
-            var best = slice.startIndex
-            for i in slice.indices where slice[i] > slice[best] { best = i }
-            resultLabels[r] = labels[best - r * outputs]
-            post.apply(&slice)
-            scores.replaceSubrange((r * outputs)..<((r + 1) * outputs), with: slice)
+            var best = 0
+            for i in 1..<max(outputs, 1) where scores[r * outputs + i] > scores[r * outputs + best] { best = i }
+            resultLabels[r] = labels[best]
         }
+        post.applyRows(&scores, width: outputs)
         return [Tensor(unchecked: [rows], .int64(resultLabels)), Tensor(unchecked: [rows, outputs], .float32(scores))]
     }
 }

@@ -12,42 +12,89 @@ struct Elementwise: Kernel {
         let shape = try Self.broadcast(a.shape, b.shape, name)
         let av = try a.floats()
         let bv = try b.floats()
+        switch op {
+        case .add: return [try Self.compute(Add.self, a, av, b, bv, shape)]
+        case .sub: return [try Self.compute(Sub.self, a, av, b, bv, shape)]
+        case .mul: return [try Self.compute(Mul.self, a, av, b, bv, shape)]
+        case .div: return [try Self.compute(Div.self, a, av, b, bv, shape)]
+        }
+    }
+
+    protocol Arithmetic {
+        static func apply(_ x: Float, _ y: Float) -> Float
+        static func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float>
+    }
+    enum Add: Arithmetic {
+        @inline(__always) static func apply(_ x: Float, _ y: Float) -> Float { x + y }
+        @inline(__always) static func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> { x + y }
+    }
+    enum Sub: Arithmetic {
+        @inline(__always) static func apply(_ x: Float, _ y: Float) -> Float { x - y }
+        @inline(__always) static func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> { x - y }
+    }
+    enum Mul: Arithmetic {
+        @inline(__always) static func apply(_ x: Float, _ y: Float) -> Float { x * y }
+        @inline(__always) static func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> { x * y }
+    }
+    enum Div: Arithmetic {
+        @inline(__always) static func apply(_ x: Float, _ y: Float) -> Float { x / y }
+        @inline(__always) static func apply(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> { x / y }
+    }
+
+    /// Specialised per operator so the loops inline and vectorise.
+    static func compute<O: Arithmetic>(_: O.Type, _ a: Tensor, _ av: [Float], _ b: Tensor, _ bv: [Float], _ shape: [Int]) throws -> Tensor {
         let count = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: count)
-        let apply: (Float, Float) -> Float
-        switch op {
-        case .add: apply = { $0 + $1 }
-        case .sub: apply = { $0 - $1 }
-        case .mul: apply = { $0 * $1 }
-        case .div: apply = { $0 / $1 }
-        }
-        if a.shape == shape && b.shape == shape {
-            for i in 0..<count { out[i] = apply(av[i], bv[i]) }
-        } else if a.shape == shape && bv.count == (shape.last ?? 1) && b.shape.reduce(1, *) == bv.count && (b.shape.last ?? 1) == bv.count {
-            // The common bias case: [N, K] op [K] (or [1, K]).
-            let k = max(1, bv.count)
-            for i in 0..<count { out[i] = apply(av[i], bv[i % k]) }
-        } else {
-            let ai = Self.strides(for: a.shape, in: shape)
-            let bi = Self.strides(for: b.shape, in: shape)
-            var index = [Int](repeating: 0, count: shape.count)
-            for i in 0..<count {
-                var ao = 0, bo = 0
-                for d in 0..<shape.count {
-                    ao += index[d] * ai[d]
-                    bo += index[d] * bi[d]
-                }
-                out[i] = apply(av[ao], bv[bo])
-                var d = shape.count - 1
-                while d >= 0 {
-                    index[d] += 1
-                    if index[d] < shape[d] { break }
-                    index[d] = 0
-                    d -= 1
+        out.withUnsafeMutableBufferPointer { oBuffer in
+            av.withUnsafeBufferPointer { aBuffer in
+                bv.withUnsafeBufferPointer { bBuffer in
+                    guard let o = oBuffer.baseAddress, let x = aBuffer.baseAddress, let y = bBuffer.baseAddress else { return }
+                    if a.shape == shape && b.shape == shape {
+                        for i in 0..<count { o[i] = O.apply(x[i], y[i]) }
+                    } else if a.shape == shape, let last = shape.last, bv.count == last, (b.shape.last ?? 1) == last {
+                        // The bias case: [N, K] op [K] (or [1, K]).
+                        let vectorEnd = last - last % 8
+                        let rx = UnsafeRawPointer(x), ry = UnsafeRawPointer(y), ro = UnsafeMutableRawPointer(o)
+                        for r in 0..<(count / max(last, 1)) {
+                            let base = r &* last
+                            var j = 0
+                            while j < vectorEnd {
+                                let v = O.apply(
+                                    rx.loadUnaligned(fromByteOffset: (base &+ j) &* 4, as: SIMD8<Float>.self),
+                                    ry.loadUnaligned(fromByteOffset: j &* 4, as: SIMD8<Float>.self)
+                                )
+                                ro.storeBytes(of: v, toByteOffset: (base &+ j) &* 4, as: SIMD8<Float>.self)
+                                j &+= 8
+                            }
+                            while j < last {
+                                o[base &+ j] = O.apply(x[base &+ j], y[j])
+                                j &+= 1
+                            }
+                        }
+                    } else {
+                        let ai = strides(for: a.shape, in: shape)
+                        let bi = strides(for: b.shape, in: shape)
+                        var index = [Int](repeating: 0, count: shape.count)
+                        for i in 0..<count {
+                            var ao = 0, bo = 0
+                            for d in 0..<shape.count {
+                                ao += index[d] * ai[d]
+                                bo += index[d] * bi[d]
+                            }
+                            o[i] = O.apply(x[ao], y[bo])
+                            var d = shape.count - 1
+                            while d >= 0 {
+                                index[d] += 1
+                                if index[d] < shape[d] { break }
+                                index[d] = 0
+                                d -= 1
+                            }
+                        }
+                    }
                 }
             }
         }
-        return [Tensor(unchecked: shape, .float32(out))]
+        return Tensor(unchecked: shape, .float32(out))
     }
 
     static func broadcast(_ a: [Int], _ b: [Int], _ name: String) throws -> [Int] {
@@ -95,16 +142,69 @@ struct MatMul: Kernel {
         let av = try a.floats()
         let bv = try b.floats()
         var out = [Float](repeating: 0, count: m * n)
-        // i-k-j order: the inner loop streams rows of B and of the output.
-        for i in 0..<m {
-            for p in 0..<k {
-                let x = alpha * (transA ? av[p * m + i] : av[i * k + p])
-                if x == 0 { continue }
-                if transB {
-                    for j in 0..<n { out[i * n + j] += x * bv[j * k + p] }
-                } else {
-                    let row = p * n
-                    for j in 0..<n { out[i * n + j] += x * bv[row + j] }
+        let alpha = self.alpha, transA = self.transA, transB = self.transB
+        av.withUnsafeBufferPointer { aBuffer in
+            bv.withUnsafeBufferPointer { bBuffer in
+                out.withUnsafeMutableBufferPointer { oBuffer in
+                    guard let ap = aBuffer.baseAddress, let bp = bBuffer.baseAddress, let op = oBuffer.baseAddress else { return }
+                    if transB {
+                        // Rows of Bᵀ are contiguous: dot products.
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                var s: Float = 0
+                                for p in 0..<k { s += (transA ? ap[p * m + i] : ap[i * k + p]) * bp[j * k + p] }
+                                op[i * n + j] = alpha * s
+                            }
+                        }
+                        return
+                    }
+                    // Register tiles of 4 rows x 8 columns: each loaded row segment of B feeds
+                    // four SIMD multiply-adds.
+                    var tiledRows = 0
+                    if !transA && n >= 8 {
+                        tiledRows = m - m % 4
+                        let tiledColumns = n - n % 8
+                        let rb = UnsafeRawPointer(bp)
+                        for i0 in stride(from: 0, to: tiledRows, by: 4) {
+                            let a0 = ap + i0 * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k
+                            for j0 in stride(from: 0, to: tiledColumns, by: 8) {
+                                var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), c2 = SIMD8<Float>(), c3 = SIMD8<Float>()
+                                var offset = j0 &* 4
+                                let rowBytes = n &* 4
+                                for p in 0..<k {
+                                    let b = rb.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                                    c0.addProduct(SIMD8(repeating: a0[p]), b)
+                                    c1.addProduct(SIMD8(repeating: a1[p]), b)
+                                    c2.addProduct(SIMD8(repeating: a2[p]), b)
+                                    c3.addProduct(SIMD8(repeating: a3[p]), b)
+                                    offset &+= rowBytes
+                                }
+                                let scale = SIMD8<Float>(repeating: alpha)
+                                UnsafeMutableRawPointer(op + i0 * n + j0).storeBytes(of: c0 * scale, as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(op + (i0 + 1) * n + j0).storeBytes(of: c1 * scale, as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(op + (i0 + 2) * n + j0).storeBytes(of: c2 * scale, as: SIMD8<Float>.self)
+                                UnsafeMutableRawPointer(op + (i0 + 3) * n + j0).storeBytes(of: c3 * scale, as: SIMD8<Float>.self)
+                            }
+                            for i in i0..<(i0 + 4) {
+                                for j in tiledColumns..<n {
+                                    var s: Float = 0
+                                    for p in 0..<k { s += ap[i * k + p] * bp[p * n + j] }
+                                    op[i * n + j] = alpha * s
+                                }
+                            }
+                        }
+                    }
+                    // The rest, i-k-j: the inner loop is an axpy over a row of B and of the output,
+                    // which the compiler vectorises.
+                    for i in tiledRows..<m {
+                        let outRow = op + i * n
+                        for p in 0..<k {
+                            let x = alpha * (transA ? ap[p * m + i] : ap[i * k + p])
+                            if x == 0 { continue }
+                            let bRow = bp + p * n
+                            for j in 0..<n { outRow[j] += x * bRow[j] }
+                        }
+                    }
                 }
             }
         }
@@ -131,7 +231,10 @@ struct Unary: Kernel {
         let x = try required(inputs, 0, name)
         switch op {
         case .identity: return [x]
-        case .relu: return [Tensor(unchecked: x.shape, .float32(try x.floats().map { $0 > 0 ? $0 : 0 }))]
+        case .relu:
+            var v = try x.floats()
+            v.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = max(p[i], 0) } }
+            return [Tensor(unchecked: x.shape, .float32(v))]
         case .sigmoid: return [Tensor(unchecked: x.shape, .float32(try x.floats().map { PostTransform.logistic($0) }))]
         case .tanh: return [Tensor(unchecked: x.shape, .float32(try x.floats().map { tanhf($0) }))]
         }
@@ -149,12 +252,7 @@ struct Softmax: Kernel {
         let rank = x.shape.count
         guard axis == -1 || axis == rank - 1 else { throw RuntimeError("node \(name): Softmax only along the last axis is supported (axis \(axis))") }
         var v = try x.floats()
-        let width = max(1, x.shape.last ?? 1)
-        for r in 0..<(v.count / width) {
-            var slice = v[(r * width)..<((r + 1) * width)]
-            PostTransform.softmax(&slice)
-            v.replaceSubrange((r * width)..<((r + 1) * width), with: slice)
-        }
+        PostTransform.softmax.applyRows(&v, width: max(1, x.shape.last ?? 1))
         return [Tensor(unchecked: x.shape, .float32(v))]
     }
 }

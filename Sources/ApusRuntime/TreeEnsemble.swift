@@ -48,6 +48,27 @@ struct TreeEnsemble: Kernel {
     let roots: [Int32]
     let featureCount: Int
 
+    /// The hot layout: 16 bytes per node. Branch: feature >= 0, children absolute. Leaf:
+    /// feature == -1, `threshold` holds the weight when `singleWeight` (every leaf adds exactly one
+    /// weight to the same output), else `trueChild`/`falseChild` hold start/count of its weights.
+    struct PackedNode {
+        var threshold: Float
+        var feature: Int32
+        var trueChild: Int32
+        var falseChild: Int32
+    }
+    let packed: [PackedNode]
+    /// The one mode every branch uses, if so (the walk is then specialised); nil when mixed.
+    let uniformMode: Mode?
+    /// Output index every leaf adds to when `singleWeight`.
+    let singleTarget: Int?
+    /// Same nodes, but a leaf points to itself on both sides (and keeps its weight in
+    /// `threshold`), so a walk may take more steps than the path is long: used by the blocked,
+    /// branch-free walk that moves several rows through a tree in lockstep for `depth[tree]` steps.
+    let selfLooping: [PackedNode]
+    /// Longest root-to-leaf path of each tree, in steps.
+    let depths: [Int32]
+
     let outputCount: Int
     let baseValues: [Float]
     let post: PostTransform
@@ -198,32 +219,228 @@ struct TreeEnsemble: Kernel {
         self.weightValue = weightValue
         self.roots = roots
         self.featureCount = Int(maxFeature + 1)
+
+        let branchModes = Set((0..<n).map { mode[$0] }.filter { $0 != Mode.leaf.rawValue })
+        self.uniformMode = branchModes.count == 1 ? branchModes.first.flatMap(Mode.init(rawValue:)) : nil
+        let single = aggregate != .min && aggregate != .max && targets.count == 1
+            && (0..<n).allSatisfy { mode[$0] != Mode.leaf.rawValue || leafCount[$0] == 1 }
+        self.singleTarget = single ? targets.first.map(Int.init) : nil
+        var depths: [Int32] = []
+        for root in roots {
+            var deepest: Int32 = 0
+            var stack: [(Int32, Int32)] = [(root, 0)]
+            while let (node, d) = stack.popLast() {
+                if mode[Int(node)] == Mode.leaf.rawValue {
+                    deepest = max(deepest, d)
+                } else {
+                    stack.append((trueChild[Int(node)], d + 1))
+                    stack.append((falseChild[Int(node)], d + 1))
+                }
+            }
+            depths.append(deepest)
+        }
+        self.depths = depths
+        self.selfLooping = (0..<n).map { i in
+            mode[i] == Mode.leaf.rawValue
+                ? PackedNode(threshold: single ? weightValue[Int(leafStart[i])] : 0, feature: 0, trueChild: Int32(i), falseChild: Int32(i))
+                : PackedNode(threshold: threshold[i], feature: feature[i] | (missingTrue[i] ? Self.nanGoesTrue : 0), trueChild: trueChild[i], falseChild: falseChild[i])
+        }
+        self.packed = (0..<n).map { i in
+            if mode[i] == Mode.leaf.rawValue {
+                return single
+                    ? PackedNode(threshold: weightValue[Int(leafStart[i])], feature: -1, trueChild: leafStart[i], falseChild: leafCount[i])
+                    : PackedNode(threshold: 0, feature: -1, trueChild: leafStart[i], falseChild: leafCount[i])
+            }
+            return PackedNode(threshold: threshold[i], feature: feature[i], trueChild: trueChild[i], falseChild: falseChild[i])
+        }
         self.baseValues = a.baseValues
         self.classLabels = a.classLabels
         self.binaryCase = a.classLabels?.count == 2 && targets.count == 1
         self.weightsAllPositive = allPositive
     }
 
-    /// The leaf reached by `row` in the tree starting at `root`.
+    /// Comparison of one branch mode, specialised into the walk so the hot loop has no switch.
+    protocol Comparison { static func goTrue(_ x: Float, _ t: Float) -> Bool }
+    enum LEQ: Comparison { @inline(__always) static func goTrue(_ x: Float, _ t: Float) -> Bool { x <= t } }
+    enum LT: Comparison { @inline(__always) static func goTrue(_ x: Float, _ t: Float) -> Bool { x < t } }
+    enum GTE: Comparison { @inline(__always) static func goTrue(_ x: Float, _ t: Float) -> Bool { x >= t } }
+    enum GT: Comparison { @inline(__always) static func goTrue(_ x: Float, _ t: Float) -> Bool { x > t } }
+
+    /// The leaf reached by a row without NaN, all branches of mode `C`.
     @inline(__always)
-    func leaf(_ root: Int32, _ row: UnsafePointer<Float>) -> Int {
+    static func walk<C: Comparison>(_: C.Type, _ nodes: UnsafePointer<PackedNode>, _ root: Int32, _ row: UnsafePointer<Float>) -> Int {
+        var node = nodes[Int(root)]
+        var i = Int(root)
+        while node.feature >= 0 {
+            i = Int(C.goTrue(row[Int(node.feature)], node.threshold) ? node.trueChild : node.falseChild)
+            node = nodes[i]
+        }
+        return i
+    }
+
+    /// The general walk: any mix of modes and NaN with missing-value tracking.
+    @inline(__always)
+    func walkGeneral(_ nodes: UnsafePointer<PackedNode>, _ root: Int32, _ row: UnsafePointer<Float>) -> Int {
         var i = Int(root)
         while true {
-            let m = mode[i]
-            if m == Mode.leaf.rawValue { return i }
-            let x = row[Int(feature[i])]
-            let t = threshold[i]
+            let node = nodes[i]
+            if node.feature < 0 { return i }
+            let x = row[Int(node.feature)]
+            let t = node.threshold
             let goTrue: Bool
-            switch m {
-            case 0: goTrue = x <= t
-            case 1: goTrue = x < t
-            case 2: goTrue = x >= t
-            case 3: goTrue = x > t
-            case 4: goTrue = x == t
-            default: goTrue = x != t
+            if x.isNaN {
+                goTrue = mode[i] == Mode.neq.rawValue || missingTrue[i]
+            } else {
+                switch mode[i] {
+                case 0: goTrue = x <= t
+                case 1: goTrue = x < t
+                case 2: goTrue = x >= t
+                case 3: goTrue = x > t
+                case 4: goTrue = x == t
+                default: goTrue = x != t
+                }
             }
-            i = Int((goTrue || (x.isNaN && missingTrue[i])) ? trueChild[i] : falseChild[i])
+            i = Int(goTrue ? node.trueChild : node.falseChild)
         }
+    }
+
+    static let block = 8
+    /// In `selfLooping`, bit 30 of `feature` says a NaN feature value takes the true branch.
+    static let nanGoesTrue: Int32 = 1 << 30
+    static let featureMask: Int32 = (1 << 30) - 1
+
+    /// Sums the single leaf weight of every tree for every row, tree by tree so one tree's
+    /// nodes stay in cache while all rows pass through it. Rows without NaN go eight at a time
+    /// through the self-looping layout with branch-free steps: independent loads overlap and
+    /// there is no branch to mispredict. Rows with NaN take the general walk.
+    /// Whether all trees fit in L2 together: then each block of rows runs through every tree
+    /// before the next block (rows and sums stay in registers); otherwise tree by tree, so one
+    /// tree stays in cache while all rows pass.
+    var treesFitInCache: Bool { selfLooping.count * MemoryLayout<PackedNode>.stride <= 256 * 1024 }
+
+    func accumulateSingleRowsOuter<C: Comparison>(_ c: C.Type, _ data: UnsafePointer<Float>, rows: Int, width: Int, into acc: UnsafeMutablePointer<Float>) {
+        selfLooping.withUnsafeBufferPointer { loopBuffer in
+            guard let looping = loopBuffer.baseAddress else { return }
+            roots.withUnsafeBufferPointer { rootBuffer in
+                depths.withUnsafeBufferPointer { depthBuffer in
+                var start = 0
+                while start + 8 <= rows {
+                    let p0 = data + (start + 0) * width
+                    let p1 = data + (start + 1) * width
+                    let p2 = data + (start + 2) * width
+                    let p3 = data + (start + 3) * width
+                    let p4 = data + (start + 4) * width
+                    let p5 = data + (start + 5) * width
+                    let p6 = data + (start + 6) * width
+                    let p7 = data + (start + 7) * width
+                    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0, a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
+                    for t in 0..<rootBuffer.count {
+                        let root = Int(rootBuffer[t])
+                        var i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root
+                        for _ in 0..<Int(depthBuffer[t]) {
+                            Self.step(C.self, looping, &i0, p0)
+                            Self.step(C.self, looping, &i1, p1)
+                            Self.step(C.self, looping, &i2, p2)
+                            Self.step(C.self, looping, &i3, p3)
+                            Self.step(C.self, looping, &i4, p4)
+                            Self.step(C.self, looping, &i5, p5)
+                            Self.step(C.self, looping, &i6, p6)
+                            Self.step(C.self, looping, &i7, p7)
+                        }
+                        a0 += looping[i0].threshold
+                        a1 += looping[i1].threshold
+                        a2 += looping[i2].threshold
+                        a3 += looping[i3].threshold
+                        a4 += looping[i4].threshold
+                        a5 += looping[i5].threshold
+                        a6 += looping[i6].threshold
+                        a7 += looping[i7].threshold
+                    }
+                    acc[start + 0] += a0
+                    acc[start + 1] += a1
+                    acc[start + 2] += a2
+                    acc[start + 3] += a3
+                    acc[start + 4] += a4
+                    acc[start + 5] += a5
+                    acc[start + 6] += a6
+                    acc[start + 7] += a7
+                    start += 8
+                }
+                while start < rows {
+                    let p = data + start * width
+                    var sum: Float = 0
+                    for t in 0..<rootBuffer.count {
+                        var i = Int(rootBuffer[t])
+                        for _ in 0..<Int(depthBuffer[t]) { Self.step(C.self, looping, &i, p) }
+                        sum += looping[i].threshold
+                    }
+                    acc[start] += sum
+                    start += 1
+                }
+                }
+            }
+        }
+    }
+
+    func accumulateSingle<C: Comparison>(_ c: C.Type, _ data: UnsafePointer<Float>, rows: Int, width: Int, into acc: UnsafeMutablePointer<Float>) {
+        selfLooping.withUnsafeBufferPointer { loopBuffer in
+            guard let looping = loopBuffer.baseAddress else { return }
+            for (tree, root) in roots.enumerated() {
+                let depth = Int(depths[tree])
+                let r = Int(root)
+                var start = 0
+                // Eight independent walks in registers: their loads overlap, nothing to mispredict.
+                while start + 8 <= rows {
+                        let p0 = data + (start + 0) * width
+                        let p1 = data + (start + 1) * width
+                        let p2 = data + (start + 2) * width
+                        let p3 = data + (start + 3) * width
+                        let p4 = data + (start + 4) * width
+                        let p5 = data + (start + 5) * width
+                        let p6 = data + (start + 6) * width
+                        let p7 = data + (start + 7) * width
+                    var i0 = r, i1 = r, i2 = r, i3 = r, i4 = r, i5 = r, i6 = r, i7 = r
+                    for _ in 0..<depth {
+                            Self.step(C.self, looping, &i0, p0)
+                            Self.step(C.self, looping, &i1, p1)
+                            Self.step(C.self, looping, &i2, p2)
+                            Self.step(C.self, looping, &i3, p3)
+                            Self.step(C.self, looping, &i4, p4)
+                            Self.step(C.self, looping, &i5, p5)
+                            Self.step(C.self, looping, &i6, p6)
+                            Self.step(C.self, looping, &i7, p7)
+                    }
+                        acc[start + 0] += looping[i0].threshold
+                        acc[start + 1] += looping[i1].threshold
+                        acc[start + 2] += looping[i2].threshold
+                        acc[start + 3] += looping[i3].threshold
+                        acc[start + 4] += looping[i4].threshold
+                        acc[start + 5] += looping[i5].threshold
+                        acc[start + 6] += looping[i6].threshold
+                        acc[start + 7] += looping[i7].threshold
+                    start += 8
+                }
+                while start < rows {
+                    var i = r
+                    let p = data + start * width
+                    for _ in 0..<depth { Self.step(C.self, looping, &i, p) }
+                    acc[start] += looping[i].threshold
+                    start += 1
+                }
+            }
+        }
+    }
+
+    /// One branch-free step of a walk in the self-looping layout. NaN fails every comparison,
+    /// then takes the side its node tracks.
+    @inline(__always)
+    static func step<C: Comparison>(_: C.Type, _ looping: UnsafePointer<PackedNode>, _ i: inout Int, _ row: UnsafePointer<Float>) {
+        let node = looping[i]
+        let x = row[Int(node.feature & featureMask)]
+        // A predicted branch beats an arithmetic select here (measured): speculation breaks the
+        // load -> compare -> load dependency chain.
+        let goTrue = C.goTrue(x, node.threshold) || (x.isNaN && node.feature & nanGoesTrue != 0)
+        i = Int(goTrue ? node.trueChild : node.falseChild)
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -235,41 +452,77 @@ struct TreeEnsemble: Kernel {
         }
         let values = try x.floats()
         let k = outputCount
-        var scores = [Float](repeating: 0, count: rows * k)
-        var has = [Bool](repeating: false, count: k)
+        var scores = [Float](repeating: 0, count: rows * max(k, 2))
         var labels = [Int64](repeating: 0, count: rows)
         var outWidth = k
+        var acc = [Float](repeating: 0, count: rows * k)
+        var has = [Bool](repeating: false, count: rows * k)
         values.withUnsafeBufferPointer { data in
             guard let base = data.baseAddress else { return }
-            for r in 0..<rows {
-                let row = base + r * width
-                var acc = [Float](repeating: 0, count: k)
-                for t in 0..<k { has[t] = false }
-                for root in roots {
-                    let node = leaf(root, row)
-                    let start = Int(leafStart[node])
-                    for j in start..<(start + Int(leafCount[node])) {
-                        let target = Int(weightTarget[j])
-                        let w = weightValue[j]
-                        switch aggregate {
-                        case .sum, .average: acc[target] += w
-                        case .min: acc[target] = has[target] ? Swift.min(acc[target], w) : w
-                        case .max: acc[target] = has[target] ? Swift.max(acc[target], w) : w
+            packed.withUnsafeBufferPointer { nodeBuffer in
+                guard let nodes = nodeBuffer.baseAddress else { return }
+                if let target = singleTarget {
+                    // Fast path: one weight per leaf, one output; accumulate per row.
+                    var column = [Float](repeating: 0, count: rows)
+                    column.withUnsafeMutableBufferPointer { out in
+                        guard let out = out.baseAddress else { return }
+                        switch uniformMode {
+                        case .leq? where treesFitInCache: accumulateSingleRowsOuter(LEQ.self, base, rows: rows, width: width, into: out)
+                        case .lt? where treesFitInCache: accumulateSingleRowsOuter(LT.self, base, rows: rows, width: width, into: out)
+                        case .gte? where treesFitInCache: accumulateSingleRowsOuter(GTE.self, base, rows: rows, width: width, into: out)
+                        case .gt? where treesFitInCache: accumulateSingleRowsOuter(GT.self, base, rows: rows, width: width, into: out)
+                        case .leq?: accumulateSingle(LEQ.self, base, rows: rows, width: width, into: out)
+                        case .lt?: accumulateSingle(LT.self, base, rows: rows, width: width, into: out)
+                        case .gte?: accumulateSingle(GTE.self, base, rows: rows, width: width, into: out)
+                        case .gt?: accumulateSingle(GT.self, base, rows: rows, width: width, into: out)
+                        default:
+                            for root in roots {
+                                for r in 0..<rows { out[r] += nodes[walkGeneral(nodes, root, base + r * width)].threshold }
+                            }
                         }
-                        has[target] = true
                     }
-                }
-                if classLabels != nil {
-                    labels[r] = finalizeClassifier(&acc, &has, into: &scores, row: r, width: &outWidth)
+                    for r in 0..<rows {
+                        acc[r * k + target] = column[r]
+                        has[r * k + target] = !roots.isEmpty
+                    }
                 } else {
-                    finalizeRegressor(&acc, into: &scores, row: r)
+                    for r in 0..<rows {
+                        let row = base + r * width
+                        for root in roots {
+                            let node = walkGeneral(nodes, root, row)
+                            let start = Int(leafStart[node])
+                            for j in start..<(start + Int(leafCount[node])) {
+                                let slot = r * k + Int(weightTarget[j])
+                                let w = weightValue[j]
+                                switch aggregate {
+                                case .sum, .average: acc[slot] += w
+                                case .min: acc[slot] = has[slot] ? Swift.min(acc[slot], w) : w
+                                case .max: acc[slot] = has[slot] ? Swift.max(acc[slot], w) : w
+                                }
+                                has[slot] = true
+                            }
+                        }
+                    }
                 }
             }
         }
-        if let _ = classLabels {
-            return [Tensor(unchecked: [rows], .int64(labels)), Tensor(unchecked: [rows, outWidth], .float32(outWidth == k ? scores : Array(scores.prefix(rows * outWidth))))]
+        var rowScores = [Float](repeating: 0, count: k)
+        var rowHas = [Bool](repeating: false, count: k)
+        for r in 0..<rows {
+            for t in 0..<k {
+                rowScores[t] = acc[r * k + t]
+                rowHas[t] = has[r * k + t]
+            }
+            if classLabels != nil {
+                labels[r] = finalizeClassifier(&rowScores, &rowHas, into: &scores, row: r, width: &outWidth)
+            } else {
+                finalizeRegressor(&rowScores, into: &scores, row: r)
+            }
         }
-        return [Tensor(unchecked: [rows, k], .float32(scores))]
+        if classLabels != nil {
+            return [Tensor(unchecked: [rows], .int64(labels)), Tensor(unchecked: [rows, outWidth], .float32(Array(scores.prefix(rows * outWidth))))]
+        }
+        return [Tensor(unchecked: [rows, k], .float32(Array(scores.prefix(rows * k))))]
     }
 
     private func finalizeRegressor(_ acc: inout [Float], into scores: inout [Float], row r: Int) {
@@ -281,13 +534,12 @@ struct TreeEnsemble: Kernel {
             if baseValues.count == k { v += baseValues[t] } else if k == 1, baseValues.count == 1 { v += baseValues[0] }
             acc[t] = v
         }
-        var slice = acc[0..<k]
         if k == 1 {
-            if post == .probit { slice[0] = PostTransform.probit(slice[0]) }
+            if post == .probit { acc[0] = PostTransform.probit(acc[0]) }
         } else {
-            post.apply(&slice)
+            acc.withUnsafeMutableBufferPointer { post.apply(UnsafeMutableBufferPointer(rebasing: $0[0..<k])) }
         }
-        for t in 0..<k { scores[r * k + t] = slice[t] }
+        for t in 0..<k { scores[r * k + t] = acc[t] }
     }
 
     /// onnxruntime's TreeAggregatorClassifier::FinalizeScores, including its binary rules.
@@ -305,9 +557,8 @@ struct TreeEnsemble: Kernel {
                 best = j
                 bestScore = acc[j]
             }
-            var slice = acc[0..<k]
-            post.apply(&slice)
-            for j in 0..<k { scores[r * k + j] = slice[j] }
+            acc.withUnsafeMutableBufferPointer { post.apply(UnsafeMutableBufferPointer(rebasing: $0[0..<k])) }
+            for j in 0..<k { scores[r * k + j] = acc[j] }
             return labels[max(best, 0)]
         }
         // Binary.
@@ -359,10 +610,9 @@ struct TreeEnsemble: Kernel {
                 scores[r * 2 + 1] = out.1
             }
         } else {
-            var slice = acc[0..<2]
-            post.apply(&slice)
-            scores[r * 2] = slice[0]
-            scores[r * 2 + 1] = slice[1]
+            acc.withUnsafeMutableBufferPointer { post.apply(UnsafeMutableBufferPointer(rebasing: $0[0..<2])) }
+            scores[r * 2] = acc[0]
+            scores[r * 2 + 1] = acc[1]
         }
         width = 2
         return label

@@ -8,7 +8,7 @@ struct Apus: AsyncParsableCommand {
         commandName: "apus",
         abstract: "Apus: an HTTP/2 inference server for classic ML models.",
         version: ApusVersion.string,
-        subcommands: [ServeCommand.self],
+        subcommands: [ServeCommand.self, BenchKernelsCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }

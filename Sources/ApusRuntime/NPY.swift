@@ -1,13 +1,15 @@
-import ApusRuntime
 import Foundation
 
-/// Reads NumPy `.npy` files (little-endian f4, f8, i4, i8, b1; C order) for the fixtures.
-enum NPY {
-    struct Error: Swift.Error, CustomStringConvertible { let description: String }
+/// Reads NumPy `.npy` files (little-endian f4, f8, i4, i8, b1; C order): reference samples in
+/// bundles, benchmark inputs, test fixtures. Stateless.
+public enum NPY {
+    public static func read(_ url: URL) throws -> Tensor {
+        try decode([UInt8](try Data(contentsOf: url)), name: url.lastPathComponent)
+    }
 
-    static func read(_ url: URL) throws -> Tensor {
-        let bytes = [UInt8](try Data(contentsOf: url))
-        guard bytes.count > 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else { throw Error(description: "\(url.lastPathComponent): not an npy file") }
+    public static func decode(_ bytes: [UInt8], name: String = "npy") throws -> Tensor {
+        func fail(_ message: String) -> RuntimeError { RuntimeError("\(name): \(message)") }
+        guard bytes.count > 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else { throw fail("not an npy file") }
         let major = bytes[6]
         let headerLength: Int
         let headerStart: Int
@@ -19,17 +21,26 @@ enum NPY {
             headerStart = 12
         }
         let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
-        guard !header.contains("'fortran_order': True") else { throw Error(description: "fortran order not supported") }
+        guard bytes.count >= headerStart + headerLength else { throw fail("truncated header") }
+        guard !header.contains("'fortran_order': True") else { throw fail("fortran order is not supported") }
         guard let descrRange = header.range(of: "'descr': '"), let descrEnd = header[descrRange.upperBound...].firstIndex(of: "'") else {
-            throw Error(description: "no descr in \(header)")
+            throw fail("no descr in header")
         }
         let descr = String(header[descrRange.upperBound..<descrEnd])
         guard let shapeStart = header.range(of: "'shape': ("), let shapeEnd = header[shapeStart.upperBound...].firstIndex(of: ")") else {
-            throw Error(description: "no shape in \(header)")
+            throw fail("no shape in header")
         }
         let shape = header[shapeStart.upperBound..<shapeEnd].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let body = Array(bytes[(headerStart + headerLength)...])
         let count = shape.reduce(1, *)
+        let size: Int
+        switch descr {
+        case "<f4", "<i4": size = 4
+        case "<f8", "<i8": size = 8
+        case "|b1": size = 1
+        default: throw fail("dtype \(descr) is not supported (use float32, float64, int32, int64 or bool)")
+        }
+        guard body.count >= count * size else { throw fail("\(body.count) data bytes for shape \(shape)") }
         func load<T>(_: T.Type) -> [T] {
             body.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) } }
         }
@@ -39,7 +50,7 @@ enum NPY {
         case "<i8": return try Tensor(shape: shape, data: .int64(load(Int64.self)))
         case "<i4": return try Tensor(shape: shape, data: .int32(load(Int32.self)))
         case "|b1": return try Tensor(shape: shape, data: .bool(load(UInt8.self).map { $0 != 0 }))
-        default: throw Error(description: "dtype \(descr) not supported")
+        default: throw fail("dtype \(descr) is not supported")
         }
     }
 }
