@@ -48,6 +48,21 @@ let package = Package(
             name: "ApusONNX",
             dependencies: ["ApusRuntime", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
+        // Repository, bundles, served versions, batching: the serving core (no NIO, no protobuf).
+        .target(
+            name: "ApusInference",
+            dependencies: ["ApusCore", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Hot-swap: poll timer, SIGHUP and admin triggers driving repository reloads.
+        .target(
+            name: "ApusHotSwap",
+            dependencies: ["ApusInference", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Wire formats: KServe v2 JSON (+ binary extension), Apus protobuf, gzip/deflate.
+        .target(
+            name: "ApusWire",
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .target(
             name: "ApusTransport",
             dependencies: [
@@ -65,6 +80,8 @@ let package = Package(
             dependencies: [
                 "ApusCore",
                 "ApusTransport",
+                "ApusInference",
+                "ApusWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,6 +91,8 @@ let package = Package(
             dependencies: [
                 "ApusServer",
                 "ApusTransport",
+                "ApusInference",
+                "ApusHotSwap",
                 "ApusRuntime",
                 "ApusONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

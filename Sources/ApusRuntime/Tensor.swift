@@ -95,3 +95,48 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible, Equatable 
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension Tensor {
+    /// Rows `range` of a tensor whose first dimension is the batch.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        let width = shape.count >= 1 ? shape.dropFirst().reduce(1, *) : 1
+        var newShape = shape
+        if newShape.isEmpty { newShape = [range.count] } else { newShape[0] = range.count }
+        let slice = (range.lowerBound * width)..<(range.upperBound * width)
+        switch data {
+        case .float32(let v): return Tensor(unchecked: newShape, .float32(Array(v[slice])))
+        case .float64(let v): return Tensor(unchecked: newShape, .float64(Array(v[slice])))
+        case .int64(let v): return Tensor(unchecked: newShape, .int64(Array(v[slice])))
+        case .int32(let v): return Tensor(unchecked: newShape, .int32(Array(v[slice])))
+        case .bool(let v): return Tensor(unchecked: newShape, .bool(Array(v[slice])))
+        case .string(let v): return Tensor(unchecked: newShape, .string(Array(v[slice])))
+        }
+    }
+
+    /// Stacks tensors along the first (batch) dimension; trailing dimensions must agree. Numeric
+    /// tensors of different element types are stacked as float32.
+    public static func concatenateRows(_ tensors: [Tensor]) throws -> Tensor {
+        guard let first = tensors.first else { throw RuntimeError("nothing to concatenate") }
+        if tensors.count == 1 { return first }
+        let trailing = Array(first.shape.dropFirst())
+        var rows = 0
+        for t in tensors {
+            guard Array(t.shape.dropFirst()) == trailing, !t.shape.isEmpty else {
+                throw RuntimeError("cannot batch shapes \(first.shape) and \(t.shape)")
+            }
+            rows += t.shape[0]
+        }
+        let shape = [rows] + trailing
+        let sameType = tensors.allSatisfy { $0.elementType == first.elementType }
+        switch first.data {
+        case .int64 where sameType: return Tensor(unchecked: shape, .int64(try tensors.flatMap { try $0.int64s() }))
+        case .float64 where sameType:
+            return Tensor(unchecked: shape, .float64(tensors.flatMap { t -> [Double] in if case .float64(let v) = t.data { return v } else { return [] } }))
+        default:
+            var out: [Float] = []
+            out.reserveCapacity(rows * trailing.reduce(1, *))
+            for t in tensors { out.append(contentsOf: try t.floats()) }
+            return Tensor(unchecked: shape, .float32(out))
+        }
+    }
+}

@@ -1,26 +1,42 @@
 import ApusCore
+import ApusInference
 import ApusTransport
 import Logging
 import NIOCore
 
-/// Wires the transport to the routes: the whole server as one object, used by `apus serve` and by
-/// in-process tests.
+/// Wires the model repository, the inference service and the transport: the whole server as one
+/// object, used by `apus serve` and by in-process tests.
 ///
-/// Lifecycle: `start()` then `stop(drainTimeout:)`; readiness is true between the two.
-/// Thread-safe.
+/// Lifecycle: `start()` (loads the repository, binds, then ready) and `stop(drainTimeout:)`;
+/// readiness is true between the two. Thread-safe.
 public final class Application: Sendable {
     public let server: HTTPServer
     public let readiness = Readiness()
+    public let repository: ModelRepository?
+    public let service: InferenceService?
 
-    public init(configuration: HTTPServer.Configuration, logger: Logger) {
+    /// `repository`: nil serves only the health routes (transport tests).
+    public init(configuration: HTTPServer.Configuration, repository: ModelRepository? = nil,
+                splitter: (any TrafficSplitting)? = nil, extraRoutes: [(method: String, path: String, handler: Router.Handler)] = [],
+                logger: Logger) {
         let readiness = self.readiness
-        let router = Router(routes: HealthRoutes.routes(readiness: readiness))
+        self.repository = repository
+        var prefixes: [(prefix: String, handler: Router.Handler)] = []
+        if let repository {
+            let service = InferenceService(repository: repository)
+            self.service = service
+            prefixes = InferenceRoutes(service: service, splitter: splitter, maxBodyBytes: configuration.limits.maxBodyBytes).prefixRoutes()
+        } else {
+            self.service = nil
+        }
+        let router = Router(routes: HealthRoutes.routes(readiness: readiness) + extraRoutes, prefixes: prefixes)
         self.server = HTTPServer(configuration: configuration, responder: router, logger: logger)
     }
 
-    /// Binds; returns the port. Ready from here on.
+    /// Loads the repository, binds; returns the port. Ready from here on.
     @discardableResult
     public func start() async throws -> Int {
+        repository?.reload()
         let port = try await server.start()
         readiness.set(true)
         return port

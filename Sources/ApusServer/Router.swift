@@ -1,22 +1,30 @@
 import ApusCore
 
-/// Maps method + path to a handler. Exact paths only for now; the table is built once at start
-/// and read without locks on every request (immutable after `init`).
+/// Maps method + path to a handler: exact paths first (one dictionary lookup), then path
+/// prefixes whose handlers parse the rest (model routes carry names and versions in the path).
+/// The tables are built once at start and read without locks on every request.
 ///
-/// Unknown path: 404; known path, other method: 405 with `allow`. Thread-safe (immutable).
+/// Unknown path: 404; known exact path, other method: 405 with `allow`. Thread-safe (immutable).
 public struct Router: Responder {
     public typealias Handler = @Sendable (Request, RequestContext, ResponseWriter) -> Void
 
     private let routes: [String: [String: Handler]]
+    private let prefixes: [(prefix: String, handler: Handler)]
 
-    public init(routes: [(method: String, path: String, handler: Handler)]) {
+    public init(routes: [(method: String, path: String, handler: Handler)], prefixes: [(prefix: String, handler: Handler)] = []) {
         var table: [String: [String: Handler]] = [:]
         for route in routes { table[route.path, default: [:]][route.method] = route.handler }
         self.routes = table
+        // Longest prefix first, so a more specific prefix wins.
+        self.prefixes = prefixes.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
     }
 
     public func respond(to request: Request, context: RequestContext, writer: ResponseWriter) {
         guard let byMethod = routes[request.path] else {
+            for route in prefixes where request.path.hasPrefix(route.prefix) {
+                route.handler(request, context, writer)
+                return
+            }
             writer.complete(.error(ApusError(.notFound, "no route for \(request.path)")))
             return
         }

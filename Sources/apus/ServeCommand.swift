@@ -1,3 +1,5 @@
+import ApusHotSwap
+import ApusInference
 import ApusServer
 import ApusTransport
 import ArgumentParser
@@ -23,6 +25,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("model-repository"), help: "Model repository folder (<repo>/<model>/<version>/).")
     var modelRepository = "examples/models"
+
+    @Option(help: "Seconds between repository scans for new, changed or removed versions; 0 disables polling (SIGHUP and the admin API still reload).")
+    var pollInterval: Double = 5
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -121,11 +126,16 @@ struct ServeCommand: AsyncParsableCommand {
 
         // Signals first, so a SIGTERM that arrives during start-up still drains cleanly.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
-        let app = Application(configuration: configuration, logger: logger)
+        let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger)
+        let watcher = RepositoryWatcher(repository: repository, logger: logger)
+        let app = Application(configuration: configuration, repository: repository, logger: logger)
         try await app.start()
-        logger.info("serving", metadata: ["model-repository": "\(modelRepository)"])
+        watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
+        let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
+        logger.info("serving", metadata: ["model-repository": "\(modelRepository)", "versions": "\(ready.joined(separator: " "))"])
         let received = await signals.next()
         logger.info("shutting down", metadata: ["signal": "\(received)", "drain-timeout-s": "\(drainTimeout)"])
+        watcher.stop()
         await app.stop(drainTimeout: .nanoseconds(Self.nanos(drainTimeout)))
     }
 }

@@ -1,0 +1,117 @@
+import ApusCore
+import ApusRuntime
+import Dispatch
+import Synchronization
+
+/// The I/O shell of `BatcherStateMachine`: holds queued work under a lock, runs batches on the
+/// global concurrent queue (the machine bounds how many at once), splits results back per request.
+/// Thread-safe.
+final class DynamicBatcher: Sendable {
+    struct Work {
+        var feeds: [Tensor]
+        var rows: Int
+        var isCancelled: @Sendable () -> Bool
+        var completion: @Sendable (Result<[Tensor], ApusError>) -> Void
+    }
+
+    private struct State {
+        var machine: BatcherStateMachine<UInt64>
+        var work: [UInt64: Work] = [:]
+        var nextID: UInt64 = 0
+        var timerArmedAt: UInt64?
+    }
+
+    private let compiled: CompiledModel
+    private let state: Mutex<State>
+    private let queue = DispatchQueue.global(qos: .userInitiated)
+
+    init(compiled: CompiledModel, configuration: BatcherStateMachine<UInt64>.Configuration) {
+        self.compiled = compiled
+        self.state = Mutex(State(machine: BatcherStateMachine(configuration: configuration)))
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: @escaping @Sendable () -> Bool, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+        let actions = state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
+            let id = state.nextID
+            state.nextID += 1
+            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion)
+            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: Self.now())
+        }
+        perform(actions)
+    }
+
+    private func perform(_ actions: [BatcherStateMachine<UInt64>.Action]) {
+        for action in actions {
+            switch action {
+            case .execute(let ids):
+                let items = state.withLock { state in ids.compactMap { state.work.removeValue(forKey: $0) } }
+                queue.async { self.run(items) }
+            case .reject(let id):
+                let work = state.withLock { $0.work.removeValue(forKey: id) }
+                work?.completion(.failure(ApusError(.tooManyRequests, "the model's queue is full; retry later", retryAfterSeconds: 1)))
+            case .expire(let id):
+                let work = state.withLock { $0.work.removeValue(forKey: id) }
+                work?.completion(.failure(ApusError(.deadlineExceeded, "the request's deadline passed before it could run")))
+            case .scheduleTimer(let at):
+                let arm = state.withLock { state -> Bool in
+                    if let armed = state.timerArmedAt, armed <= at { return false }
+                    state.timerArmedAt = at
+                    return true
+                }
+                if arm {
+                    queue.asyncAfter(deadline: DispatchTime(uptimeNanoseconds: at)) {
+                        let actions = self.state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
+                            state.timerArmedAt = nil
+                            return state.machine.timerFired(now: Self.now())
+                        }
+                        self.perform(actions)
+                    }
+                }
+            }
+        }
+    }
+
+    private func run(_ items: [Work]) {
+        // Cancelled requests (stream reset, client gone) leave here without running.
+        var live: [Work] = []
+        for item in items {
+            if item.isCancelled() {
+                item.completion(.failure(ApusError(.requestTimeout, "the client cancelled the request")))
+            } else {
+                live.append(item)
+            }
+        }
+        if !live.isEmpty { execute(live) }
+        let actions = state.withLock { $0.machine.batchFinished(now: Self.now()) }
+        perform(actions)
+    }
+
+    private func execute(_ items: [Work]) {
+        do {
+            let feeds: [Tensor]
+            if items.count == 1 {
+                feeds = items[0].feeds
+            } else {
+                feeds = try (0..<items[0].feeds.count).map { i in try Tensor.concatenateRows(items.map { $0.feeds[i] }) }
+            }
+            let totalRows = items.reduce(0) { $0 + $1.rows }
+            let outputs = try compiled.run(feeds)
+            var start = 0
+            for item in items {
+                let range = start..<(start + item.rows)
+                start += item.rows
+                if items.count == 1 {
+                    item.completion(.success(outputs))
+                } else {
+                    item.completion(.success(outputs.map { $0.shape.first == totalRows ? $0.rows(range) : $0 }))
+                }
+            }
+        } catch {
+            let message = (error as? RuntimeError)?.message ?? "\(error)"
+            // Inputs were validated per request, so a failure here is the model's.
+            for item in items { item.completion(.failure(ApusError(.internalError, "model execution failed: \(message)"))) }
+        }
+    }
+}

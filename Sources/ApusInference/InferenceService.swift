@@ -1,0 +1,71 @@
+import ApusCore
+import ApusRuntime
+
+/// The serving path behind every infer route: resolves model + version/label on the current
+/// snapshot, validates the inputs against the version's schema, queues the request on that
+/// version's batcher, and shapes the answer (requested outputs, class labels, who served).
+///
+/// Holds no mutable state of its own; thread-safe. `completion` runs once, on a worker thread
+/// (or at once, on the caller's thread, for requests rejected before queueing).
+public final class InferenceService: Sendable {
+    public let repository: ModelRepository
+
+    public init(repository: ModelRepository) {
+        self.repository = repository
+    }
+
+    /// The version that answers `selector` for `model`, or a 404/503 naming what is missing.
+    public func resolve(model: String, selector: VersionSelector?) throws -> ServedVersion {
+        try Self.resolve(model: model, selector: selector, in: repository.snapshot)
+    }
+
+    public static func resolve(model: String, selector: VersionSelector?, in snapshot: RepositorySnapshot) throws -> ServedVersion {
+        guard let entry = snapshot.models[model] else {
+            throw ApusError(.notFound, "model \(model) is not in the repository")
+        }
+        switch selector {
+        case nil:
+            guard let served = entry.defaultVersion else {
+                throw ApusError(.unavailable, "model \(model) has no ready version", retryAfterSeconds: 1)
+            }
+            return served
+        case .version(let version)?:
+            guard let served = entry.versions[version] else {
+                throw ApusError(.notFound, "model \(model) has no ready version \(version)")
+            }
+            return served
+        case .label(let label)?:
+            guard let version = entry.labels[label] else {
+                throw ApusError(.notFound, "model \(model) has no label \(label)")
+            }
+            guard let served = entry.versions[version] else {
+                throw ApusError(.unavailable, "label \(label) of \(model) names version \(version), which is not ready", retryAfterSeconds: 1)
+            }
+            return served
+        }
+    }
+
+    /// Runs `request` on `served` (already resolved, so the caller can report who serves).
+    public func infer(_ request: InferRequest, on served: ServedVersion, variant: String? = nil,
+                      isCancelled: @escaping @Sendable () -> Bool,
+                      completion: @escaping @Sendable (Result<InferResponse, ApusError>) -> Void) {
+        let outputSpecs = served.compiled.outputs
+        for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {
+            completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
+            return
+        }
+        served.submit(request, isCancelled: isCancelled) { result in
+            switch result {
+            case .failure(let error):
+                completion(.failure(error))
+            case .success(let tensors):
+                var outputs: [InferResponse.Output] = []
+                for (spec, tensor) in zip(outputSpecs, tensors) where request.requestedOutputs.isEmpty || request.requestedOutputs[spec.name] != nil {
+                    outputs.append(InferResponse.Output(name: spec.name, tensor: tensor))
+                }
+                completion(.success(InferResponse(model: served.model, version: served.version, variant: variant, id: request.id,
+                                                  outputs: outputs, classLabels: served.compiled.classLabels)))
+            }
+        }
+    }
+}

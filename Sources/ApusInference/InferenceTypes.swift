@@ -1,0 +1,85 @@
+import ApusRuntime
+
+/// One inference request, whatever wire format carried it (KServe v2 JSON, its binary-data
+/// extension, or Apus protobuf). Value type; built by the codecs, read by the service.
+public struct InferRequest: Sendable {
+    public struct Input: Sendable {
+        public var name: String
+        public var tensor: Tensor
+        public init(name: String, tensor: Tensor) {
+            self.name = name
+            self.tensor = tensor
+        }
+    }
+
+    public var model: String
+    /// An explicit version ("3") or label ("stable"); nil: the model's default version.
+    public var version: VersionSelector?
+    public var id: String?
+    public var routingKey: String?
+    public var inputs: [Input]
+    /// Output names wanted; empty: all. Per-output binary flag for the KServe binary extension.
+    public var requestedOutputs: [String: Bool]
+    /// Absolute deadline on the monotonic clock (nanoseconds), from the timeout header.
+    public var deadline: UInt64?
+
+    public init(model: String, version: VersionSelector? = nil, id: String? = nil, routingKey: String? = nil,
+                inputs: [Input], requestedOutputs: [String: Bool] = [:], deadline: UInt64? = nil) {
+        self.model = model
+        self.version = version
+        self.id = id
+        self.routingKey = routingKey
+        self.inputs = inputs
+        self.requestedOutputs = requestedOutputs
+        self.deadline = deadline
+    }
+
+    /// Rows in this request (first dimension of the first input; 1 for a vector).
+    public var rows: Int {
+        guard let first = inputs.first?.tensor else { return 0 }
+        return first.shape.count >= 2 ? first.shape[0] : 1
+    }
+}
+
+/// Which version answers: a number or a label.
+public enum VersionSelector: Sendable, Equatable, CustomStringConvertible {
+    case version(Int)
+    case label(String)
+
+    public var description: String {
+        switch self {
+        case .version(let v): String(v)
+        case .label(let l): l
+        }
+    }
+}
+
+/// The answer: outputs in the model's output order, plus who served it.
+public struct InferResponse: Sendable {
+    public struct Output: Sendable {
+        public var name: String
+        public var tensor: Tensor
+        public init(name: String, tensor: Tensor) {
+            self.name = name
+            self.tensor = tensor
+        }
+    }
+
+    public var model: String
+    public var version: Int
+    /// The A/B variant that served, when the model has a split.
+    public var variant: String?
+    public var id: String?
+    public var outputs: [Output]
+    /// For classifiers: the class labels, in probability-column order.
+    public var classLabels: [Int64]?
+
+    public init(model: String, version: Int, variant: String? = nil, id: String?, outputs: [Output], classLabels: [Int64]?) {
+        self.model = model
+        self.version = version
+        self.variant = variant
+        self.id = id
+        self.outputs = outputs
+        self.classLabels = classLabels
+    }
+}

@@ -1,0 +1,291 @@
+import ApusCore
+import Foundation
+import Logging
+import Synchronization
+
+/// The model repository: `<root>/<model>/<version>/` bundles plus `<root>/<model>/model.json`
+/// settings, turned into a serving `RepositorySnapshot`.
+///
+/// `reload()` scans the disk and loads what is new or changed; a version serves only after it
+/// loaded, matched its checksums and ran its reference sample. The swap is availability
+/// preserving: the new snapshot is built beside the old one and published in one step; versions
+/// that leave it drain (their in-flight requests finish) before they are freed. A version that
+/// fails never serves and the previous one keeps serving; the failure is kept (with its reason)
+/// until the files change.
+///
+/// Threading: reloads are serialised by an internal lock (the poller, SIGHUP and admin calls may
+/// race); `snapshot` is a lock-protected read of an immutable value, cheap on the request path.
+public final class ModelRepository: Sendable {
+    /// Counters for metrics; monotonically increasing.
+    public struct Counters: Sendable, Equatable {
+        public var loads = 0
+        public var failures = 0
+        public var unloads = 0
+        public var reloads = 0
+    }
+
+    struct Entry {
+        var lifecycle = VersionLifecycle()
+        var served: ServedVersion?
+        var fingerprint: String
+        /// The last failed attempt to replace a serving version in place (same number, new files).
+        var lastFailure: String?
+    }
+
+    struct State {
+        var entries: [String: [Int: Entry]] = [:]
+        var settings: [String: ModelSettings] = [:]
+        var modelErrors: [String: String] = [:]
+        /// Models taken out by an admin unload; a scan does not bring them back until `load`.
+        var unloadedModels: Set<String> = []
+        var draining: [ServedVersion] = []
+        var generation = 0
+        var counters = Counters()
+    }
+
+    public let root: String
+    private let workers: Int
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let current = Mutex(RepositorySnapshot())
+    private let published = Mutex<(statuses: [VersionStatus], counters: Counters, modelErrors: [String: String])>(([], Counters(), [:]))
+
+    public init(root: String, workers: Int, logger: Logger) {
+        self.root = root
+        self.workers = max(1, workers)
+        self.logger = logger
+    }
+
+    /// What serves now. Immutable; hold it for the duration of one request.
+    public var snapshot: RepositorySnapshot { current.withLock { $0 } }
+
+    /// Every known version's state, sorted by model then version.
+    public var statuses: [VersionStatus] { published.withLock { $0.statuses } }
+    public var counters: Counters { published.withLock { $0.counters } }
+    /// Model-level problems (unreadable model.json), by model.
+    public var modelErrors: [String: String] { published.withLock { $0.modelErrors } }
+
+    /// Scans the disk, loads what is new or changed, retires what left, publishes the result.
+    /// Returns the new generation.
+    @discardableResult
+    public func reload() -> Int {
+        state.withLock { state in
+            state.counters.reloads += 1
+            let onDisk = Self.listModels(root: root)
+            for model in Set(state.entries.keys).subtracting(onDisk) {
+                retireAll(model: model, state: &state)
+                state.entries[model] = nil
+                state.settings[model] = nil
+            }
+            for model in onDisk.sorted() where !state.unloadedModels.contains(model) {
+                scan(model: model, state: &state)
+            }
+            sweep(state: &state)
+            return publish(state: &state)
+        }
+    }
+
+    /// Frees draining versions whose in-flight requests finished. Cheap; the poller calls it on
+    /// every tick.
+    public func sweep() {
+        state.withLock { state in
+            let before = state.draining.count
+            sweep(state: &state)
+            if state.draining.count != before { _ = publish(state: &state) }
+        }
+    }
+
+    /// Admin unload: the model stops serving (in-flight requests finish) until `load`.
+    public func unload(model: String) throws {
+        try state.withLock { state in
+            guard state.entries[model] != nil else { throw ApusError(.notFound, "model \(model) is not in the repository") }
+            state.unloadedModels.insert(model)
+            retireAll(model: model, state: &state)
+            state.entries[model] = nil
+            sweep(state: &state)
+            _ = publish(state: &state)
+        }
+        logger.info("model unloaded", metadata: ["model": "\(model)"])
+    }
+
+    /// Admin load: (re)loads the model from disk now.
+    public func load(model: String) throws {
+        guard Self.listModels(root: root).contains(model) else {
+            throw ApusError(.notFound, "model \(model) has no folder in \(root)")
+        }
+        _ = state.withLock { $0.unloadedModels.remove(model) }
+        reload()
+        if let status = statuses.first(where: { $0.model == model && $0.state != .ready }), case .failed(let reason) = status.state,
+           snapshot.models[model]?.versions.isEmpty ?? true {
+            throw ApusError(.unavailable, "model \(model) failed to load: \(reason)")
+        }
+    }
+
+    /// Points `label` at `version` (which must be ready), persisting it to model.json first: the
+    /// move happens only if the file was written (a full disk leaves everything as it was).
+    public func setLabel(model: String, label: String, version: Int?) throws {
+        try updateSettings(model: model) { settings, entries in
+            if let version {
+                guard entries[version]?.lifecycle.state == .ready else {
+                    throw ApusError(.badRequest, "label \(label): version \(version) of \(model) is not ready")
+                }
+            }
+            var labels = settings.labels ?? [:]
+            labels[label] = version
+            settings.labels = labels
+        }
+        logger.info("label moved", metadata: ["model": "\(model)", "label": "\(label)", "version": "\(version.map(String.init) ?? "none")"])
+    }
+
+    /// Replaces the model's A/B split (validated by the caller), persisted like labels.
+    public func setSplit(model: String, split: ModelSettings.Split?) throws {
+        try updateSettings(model: model) { settings, _ in settings.split = split }
+        logger.info("split changed", metadata: ["model": "\(model)"])
+    }
+
+    /// Applies `change` to a copy of the settings, writes model.json, and only then publishes.
+    private func updateSettings(model: String, _ change: (inout ModelSettings, [Int: Entry]) throws -> Void) throws {
+        try state.withLock { state in
+            guard let entries = state.entries[model] else { throw ApusError(.notFound, "model \(model) is not in the repository") }
+            var settings = state.settings[model] ?? ModelSettings()
+            try change(&settings, entries)
+            try ModelSettings.write(settings, to: root + "/" + model + "/" + ModelSettings.fileName)
+            state.settings[model] = settings
+            _ = publish(state: &state)
+        }
+    }
+
+    // MARK: - Scanning
+
+    static func listModels(root: String) -> Set<String> {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: root) else { return [] }
+        var models: Set<String> = []
+        for name in names where !name.hasPrefix(".") {
+            var isDirectory: ObjCBool = false
+            if fm.fileExists(atPath: root + "/" + name, isDirectory: &isDirectory), isDirectory.boolValue {
+                models.insert(name)
+            }
+        }
+        return models
+    }
+
+    static func listVersions(directory: String) -> [Int] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return [] }
+        return names.compactMap { name in
+            guard let v = Int(name), v >= 0, String(v) == name else { return nil }
+            var isDirectory: ObjCBool = false
+            return fm.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue ? v : nil
+        }
+    }
+
+    private func scan(model: String, state: inout State) {
+        let directory = root + "/" + model
+        do {
+            state.settings[model] = try ModelSettings.read(path: directory + "/" + ModelSettings.fileName)
+            state.modelErrors[model] = nil
+        } catch {
+            // Keep serving with the settings we had; report the problem.
+            let message = (error as? ApusError)?.message ?? "\(error)"
+            if state.modelErrors[model] != message {
+                logger.error("model settings unreadable", metadata: ["model": "\(model)", "error": "\(message)"])
+            }
+            state.modelErrors[model] = message
+        }
+        let settings = state.settings[model] ?? ModelSettings()
+        let wanted = Set((settings.versionPolicy ?? .latest(1)).select(Self.listVersions(directory: directory)))
+        var entries = state.entries[model] ?? [:]
+        for (version, entry) in entries where !wanted.contains(version) {
+            var entry = entry
+            retire(&entry, state: &state)
+            entries[version] = nil
+        }
+        for version in wanted.sorted() {
+            let versionDirectory = directory + "/" + String(version)
+            let fingerprint = BundleLoader.fingerprint(directory: versionDirectory)
+            if let existing = entries[version], existing.fingerprint == fingerprint { continue }
+            do {
+                let loaded = try BundleLoader.load(directory: versionDirectory, model: model, version: version)
+                let served = ServedVersion(model: model, version: version, loaded: loaded, directory: versionDirectory,
+                                           fingerprint: fingerprint, batching: settings.batching, workers: workers)
+                var entry = Entry(fingerprint: fingerprint)
+                _ = entry.lifecycle.loaded()
+                entry.served = served
+                if var old = entries[version] { retire(&old, state: &state) }
+                entries[version] = entry
+                state.counters.loads += 1
+                logger.info("version ready", metadata: ["model": "\(model)", "version": "\(version)"])
+            } catch {
+                let reason = (error as? ApusError)?.message ?? "\(error)"
+                state.counters.failures += 1
+                logger.error("version failed to load", metadata: ["model": "\(model)", "version": "\(version)", "reason": "\(reason)"])
+                if var old = entries[version], old.lifecycle.state == .ready {
+                    // The serving copy stays; remember the failure so the index shows it and the
+                    // same broken files are not retried every poll.
+                    old.fingerprint = fingerprint
+                    old.lastFailure = reason
+                    entries[version] = old
+                } else {
+                    var entry = Entry(fingerprint: fingerprint)
+                    _ = entry.lifecycle.failed(reason)
+                    entries[version] = entry
+                }
+            }
+        }
+        state.entries[model] = entries
+    }
+
+    private func retireAll(model: String, state: inout State) {
+        for (_, entry) in state.entries[model] ?? [:] {
+            var entry = entry
+            retire(&entry, state: &state)
+        }
+    }
+
+    private func retire(_ entry: inout Entry, state: inout State) {
+        let inflight = entry.served?.inflightRequests ?? 0
+        switch entry.lifecycle.retire(inflight: inflight) {
+        case .stopServing:
+            if let served = entry.served { state.draining.append(served) }
+        case .free:
+            if entry.served != nil { state.counters.unloads += 1 }
+        default:
+            break
+        }
+        entry.served = nil
+    }
+
+    private func sweep(state: inout State) {
+        let before = state.draining.count
+        state.draining.removeAll { $0.inflightRequests == 0 }
+        state.counters.unloads += before - state.draining.count
+    }
+
+    private func publish(state: inout State) -> Int {
+        state.generation += 1
+        var models: [String: RepositorySnapshot.Model] = [:]
+        var statuses: [VersionStatus] = []
+        for (model, entries) in state.entries {
+            var ready: [Int: ServedVersion] = [:]
+            for (version, entry) in entries {
+                if entry.lifecycle.state == .ready, let served = entry.served { ready[version] = served }
+                var status = VersionStatus(model: model, version: version, state: entry.lifecycle.state)
+                status.lastFailure = entry.lastFailure
+                statuses.append(status)
+            }
+            let settings = state.settings[model] ?? ModelSettings()
+            models[model] = RepositorySnapshot.Model(name: model, versions: ready, labels: settings.labels ?? [:], settings: settings)
+        }
+        for served in state.draining {
+            statuses.append(VersionStatus(model: served.model, version: served.version, state: .draining))
+        }
+        statuses.sort { ($0.model, $0.version, $0.state.name) < ($1.model, $1.version, $1.state.name) }
+        let snapshot = RepositorySnapshot(models: models, generation: state.generation)
+        current.withLock { $0 = snapshot }
+        let counters = state.counters
+        let errors = state.modelErrors
+        published.withLock { $0 = (statuses, counters, errors) }
+        return state.generation
+    }
+}

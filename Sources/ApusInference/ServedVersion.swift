@@ -1,0 +1,97 @@
+import ApusCore
+import ApusRuntime
+import Dispatch
+import Foundation
+import Synchronization
+
+/// One loaded, validated and warmed model version, with its batcher. Immutable after init except
+/// the in-flight counter; shared by all threads.
+public final class ServedVersion: Sendable {
+    public let model: String
+    public let version: Int
+    public let manifest: BundleManifest
+    public let compiled: CompiledModel
+    public let directory: String
+    /// The bundle's reference sample (drift baseline, warm-up), if it ships one.
+    public let reference: Tensor?
+    /// Contents identity at load (`BundleLoader.fingerprint`).
+    public let fingerprint: String
+    let batcher: DynamicBatcher
+    private let inflight = Atomic<Int>(0)
+
+    init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int) {
+        self.model = model
+        self.version = version
+        self.manifest = loaded.manifest
+        self.compiled = loaded.compiled
+        self.reference = loaded.reference
+        self.directory = directory
+        self.fingerprint = fingerprint
+        let manifest = loaded.manifest
+        let compiled = loaded.compiled
+        var configuration = BatcherStateMachine<UInt64>.Configuration()
+        let settings = manifest.batching ?? batching
+        configuration.maxBatchRows = max(1, settings?.maxBatchSize ?? 64)
+        configuration.maxQueueDelayNanos = UInt64(max(0, settings?.maxQueueDelayMicroseconds ?? 100)) * 1000
+        configuration.preferredBatchRows = settings?.preferredBatchSizes ?? []
+        configuration.maxQueueRows = max(1, settings?.maxQueueRows ?? 8192)
+        configuration.slots = max(1, workers)
+        self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration)
+    }
+
+    /// Requests accepted and not yet answered (a draining version is unloaded at zero).
+    public var inflightRequests: Int { inflight.load(ordering: .acquiring) }
+
+    /// Validates the request against the model's inputs and queues it. `completion` runs once, on
+    /// a worker thread.
+    func submit(_ request: InferRequest, isCancelled: @escaping @Sendable () -> Bool, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+        let feeds: [Tensor]
+        do {
+            feeds = try orderedFeeds(request)
+        } catch let error as ApusError {
+            completion(.failure(error))
+            return
+        } catch {
+            completion(.failure(ApusError(.badRequest, "\(error)")))
+            return
+        }
+        inflight.add(1, ordering: .relaxed)
+        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled) { [self] result in
+            inflight.subtract(1, ordering: .releasing)
+            completion(result)
+        }
+    }
+
+    /// The request's tensors in model input order, each checked: name, element type, rank, width.
+    func orderedFeeds(_ request: InferRequest) throws -> [Tensor] {
+        let expected = compiled.inputs
+        var byName: [String: Tensor] = [:]
+        for input in request.inputs {
+            guard byName[input.name] == nil else { throw ApusError(.badRequest, "input \(input.name) is given twice") }
+            byName[input.name] = input.tensor
+        }
+        for name in byName.keys where !expected.contains(where: { $0.name == name }) {
+            throw ApusError(.badRequest, "unknown input \(name); \(model) version \(version) takes \(expected.map(\.name).joined(separator: ", "))")
+        }
+        let rows = request.rows
+        guard rows > 0 else { throw ApusError(.badRequest, "input \(request.inputs.first?.name ?? "?") has no rows") }
+        return try expected.map { spec in
+            guard let tensor = byName[spec.name] else { throw ApusError(.badRequest, "input \(spec.name) is missing") }
+            if tensor.elementType == .string { throw ApusError(.badRequest, "input \(spec.name): BYTES is not supported by this model") }
+            guard tensor.count == 0 || tensor.shape.count >= 1 else { throw ApusError(.badRequest, "input \(spec.name): a scalar is not a batch") }
+            if let shape = spec.shape {
+                // Rank and fixed dimensions after the batch axis must match.
+                guard tensor.shape.count == shape.count, zip(shape.dropFirst(), tensor.shape.dropFirst()).allSatisfy({ $0 == nil || $0 == $1 }) else {
+                    throw ApusError(.badRequest, "input \(spec.name): shape \(tensor.shape) does not match the model's [\(shape.map { $0.map(String.init) ?? "-1" }.joined(separator: ", "))]")
+                }
+            }
+            guard tensor.shape.first == rows else {
+                throw ApusError(.badRequest, "input \(spec.name): \(tensor.shape.first ?? 0) rows, other inputs have \(rows)")
+            }
+            if case .float32(let values) = tensor.data, values.contains(where: { $0.isInfinite }) {
+                throw ApusError(.badRequest, "input \(spec.name): infinite values are not accepted")
+            }
+            return tensor
+        }
+    }
+}

@@ -1,0 +1,17 @@
+/// The variant choice for one request, made by the A/B module.
+public struct VariantChoice: Sendable, Equatable {
+    public var variant: String
+    public var selector: VersionSelector
+    /// True when assigned by the routing key's hash, false when random (no key).
+    public var byHash: Bool
+    public init(variant: String, selector: VersionSelector, byHash: Bool) {
+        self.variant = variant
+        self.selector = selector
+        self.byHash = byHash
+    }
+}
+
+/// Implemented by the A/B module; the routes only ask it.
+public protocol TrafficSplitting: Sendable {
+    func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice?
+}

@@ -1,0 +1,302 @@
+import ApusCore
+import ApusInference
+import ApusRuntime
+import ApusWire
+import Dispatch
+import Synchronization
+
+/// The model routes of the KServe v2 / Open Inference Protocol plus Apus' own:
+///
+///     POST /v2/models/{m}[/versions/{v}|/labels/{l}]/infer     inference (JSON or protobuf)
+///     GET  /v2/models/{m}[/versions/{v}]                        metadata
+///     GET  /v2/models/{m}[/versions/{v}]/ready                  readiness (200 / 503)
+///     POST /predict/{m}                                         one row, Flask-style
+///     POST /v2/repository/index                                 every version's state
+///     POST /v2/repository/models/{m}/load | /unload             admin
+///     PUT  /v2/repository/models/{m}/labels/{l}                 move a label: {"version": N}
+///
+/// Stateless apart from the shared service; thread-safe. Answers come back on worker threads.
+public struct InferenceRoutes: Sendable {
+    public let service: InferenceService
+    /// Chooses the variant for a request to a model with a traffic split (the A/B module);
+    /// nil: no split.
+    public let splitter: (any TrafficSplitting)?
+    /// Largest body after decompression (the transport's body limit, so gzip cannot bypass it).
+    public let maxBodyBytes: Int
+    private let requestCounter = RequestIDGenerator()
+
+    public init(service: InferenceService, splitter: (any TrafficSplitting)? = nil, maxBodyBytes: Int) {
+        self.service = service
+        self.splitter = splitter
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Routes for `Router`'s prefix table.
+    public func prefixRoutes() -> [(prefix: String, handler: Router.Handler)] {
+        [
+            ("/v2/models/", { request, context, writer in self.models(request, context, writer) }),
+            ("/v2/repository/", { request, _, writer in self.repository(request, writer) }),
+            ("/predict/", { request, context, writer in self.predict(request, context, writer) }),
+        ]
+    }
+
+    // MARK: - /v2/models/...
+
+    func models(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter) {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(3).map(String.init)
+        guard let model = parts.first, !model.isEmpty else { return writer.complete(.error(ApusError(.notFound, "no route for \(request.path)"))) }
+        var rest = parts.dropFirst()
+        var selector: VersionSelector?
+        if rest.count >= 2, rest.first == "versions" || rest.first == "labels" {
+            let value = rest[rest.startIndex + 1]
+            if rest.first == "versions" {
+                guard let v = Int(value), v >= 0 else { return writer.complete(.error(ApusError(.badRequest, "version \(value) is not a number"))) }
+                selector = .version(v)
+            } else {
+                selector = .label(value)
+            }
+            rest = rest.dropFirst(2)
+        }
+        switch (request.method, Array(rest)) {
+        case ("POST", ["infer"]):
+            infer(request, context, writer, model: model, selector: selector)
+        case ("GET", []), ("HEAD", []):
+            writer.complete(metadata(model: model, selector: selector))
+        case ("GET", ["ready"]), ("HEAD", ["ready"]):
+            let ready = (try? service.resolve(model: model, selector: selector)) != nil
+            writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
+        case (_, ["infer"]), (_, []), (_, ["ready"]):
+            var response = Response.error(ApusError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path)"))
+            response.headers.add(name: "allow", value: rest.last == "infer" ? "POST" : "GET, HEAD")
+            writer.complete(response)
+        default:
+            writer.complete(.error(ApusError(.notFound, "no route for \(request.path)")))
+        }
+    }
+
+    func infer(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter, model: String, selector: VersionSelector?) {
+        let requestID = request.headers["x-request-id"] ?? requestCounter.next()
+        var common = HTTPFields()
+        common.add(name: "x-request-id", value: requestID)
+        do {
+            guard service.repository.snapshot.models[model] != nil else {
+                throw ApusError(.notFound, "model \(model) is not in the repository")
+            }
+            let body = try Compression.decodeBody(request, limit: maxBodyBytes)
+            let format = try WireFormat.forRequest(contentType: request.headers["content-type"])
+            let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: format)
+            var decoded = try format.decodeInferRequest(body, headers: request.headers, model: model, selector: selector)
+            if decoded.id == nil { decoded.id = requestID }
+            decoded.deadline = try Self.deadline(request.headers)
+            if let key = request.headers["apus-routing-key"] { decoded.routingKey = key }
+            let (served, variant, assignment) = try choose(decoded, model: model, selector: selector)
+            if let assignment { common.add(name: "apus-variant-assignment", value: assignment) }
+            let binaryOutputs = Set(decoded.requestedOutputs.filter(\.value).map(\.key)).union(
+                format == .json && request.headers["inference-header-content-length"] != nil && decoded.requestedOutputs.isEmpty
+                    ? Set(served.compiled.outputs.map(\.name)) : [])
+            let acceptEncoding = request.headers["accept-encoding"]
+            let common = common
+            service.infer(decoded, on: served, variant: variant, isCancelled: { context.isCancelled }) { result in
+                switch result {
+                case .success(let answer):
+                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs)
+                    response.headers.add(name: "apus-model-version", value: String(answer.version))
+                    if let variant = answer.variant { response.headers.add(name: "apus-variant", value: variant) }
+                    for field in common { response.headers.add(name: field.name, value: field.value) }
+                    writer.complete(Compression.encodeResponse(response, acceptEncoding: acceptEncoding))
+                case .failure(let error):
+                    writer.complete(Self.errorResponse(error, format: replyFormat, extra: common))
+                }
+            }
+        } catch {
+            let apusError = error as? ApusError ?? ApusError(.internalError, "\(error)")
+            let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: (try? WireFormat.forRequest(contentType: request.headers["content-type"])) ?? .json)
+            writer.complete(Self.errorResponse(apusError, format: replyFormat, extra: common))
+        }
+    }
+
+    /// Resolves the version: an explicit version/label wins; otherwise the model's split (if any)
+    /// picks a variant; otherwise the default version.
+    func choose(_ request: InferRequest, model: String, selector: VersionSelector?) throws -> (ServedVersion, String?, String?) {
+        let snapshot = service.repository.snapshot
+        if selector == nil, let splitter, let choice = splitter.choose(model: model, routingKey: request.routingKey, snapshot: snapshot) {
+            let served = try InferenceService.resolve(model: model, selector: choice.selector, in: snapshot)
+            return (served, choice.variant, choice.byHash ? "hash" : "random")
+        }
+        return (try InferenceService.resolve(model: model, selector: selector ?? request.version, in: snapshot), nil, nil)
+    }
+
+    static func errorResponse(_ error: ApusError, format: WireFormat, extra: HTTPFields) -> Response {
+        var response = format.encodeError(error)
+        if let retry = error.retryAfterSeconds { response.headers.replaceOrAdd(name: "retry-after", value: String(retry)) }
+        for field in extra { response.headers.add(name: field.name, value: field.value) }
+        return response
+    }
+
+    /// `apus-timeout-ms` (or KServe's `timeout` in seconds, Triton-style) -> absolute deadline.
+    static func deadline(_ headers: HTTPFields) throws -> UInt64? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let text = headers["apus-timeout-ms"] {
+            guard let ms = Double(text), ms.isFinite, ms > 0, ms < 86_400_000 else {
+                throw ApusError(.badRequest, "apus-timeout-ms must be a positive number of milliseconds, got \(text)")
+            }
+            return now + UInt64(ms * 1_000_000)
+        }
+        return nil
+    }
+
+    func metadata(model: String, selector: VersionSelector?) -> Response {
+        let snapshot = service.repository.snapshot
+        let served: ServedVersion
+        do {
+            served = try InferenceService.resolve(model: model, selector: selector, in: snapshot)
+        } catch {
+            return .error(error as? ApusError ?? ApusError(.internalError, "\(error)"))
+        }
+        let entry = snapshot.models[model]
+        let versions = (entry?.versions.keys.sorted() ?? []).map { "\"\($0)\"" }.joined(separator: ",")
+        func tensors(_ specs: [BundleManifest.TensorSpec]) -> String {
+            specs.map { spec in
+                var s = "{\"name\":\(JSONString.quote(spec.name)),\"datatype\":\(JSONString.quote(spec.datatype)),\"shape\":[\(spec.shape.map(String.init).joined(separator: ","))]"
+                if let features = spec.features { s += ",\"features\":[\(features.map(JSONString.quote).joined(separator: ","))]" }
+                return s + "}"
+            }.joined(separator: ",")
+        }
+        let outputs = served.manifest.outputs ?? served.compiled.outputs.map {
+            BundleManifest.TensorSpec(name: $0.name, datatype: ($0.elementType ?? .float32).rawValue, shape: ($0.shape ?? []).map { $0 ?? -1 }, features: nil)
+        }
+        let labels = (entry?.labels ?? [:]).sorted { $0.key < $1.key }.map { "\(JSONString.quote($0.key)):\"\($0.value)\"" }.joined(separator: ",")
+        var json = "{\"name\":\(JSONString.quote(model)),\"versions\":[\(versions)],\"platform\":\"onnx\""
+        json += ",\"inputs\":[\(tensors(served.manifest.inputs))],\"outputs\":[\(tensors(outputs))]"
+        json += ",\"parameters\":{\"version\":\"\(served.version)\",\"labels\":{\(labels)}}}"
+        var response = Response.json(200, json)
+        response.headers.add(name: "apus-model-version", value: String(served.version))
+        return response
+    }
+
+    // MARK: - /predict/{m}
+
+    /// `{"features": [x1, ...]}` or `{"features": [[...], ...]}` -> `{"prediction": ..., "confidence": ...}`
+    /// (lists for several rows), for users moving from a Flask `/predict`.
+    func predict(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter) {
+        let model = String(request.path.dropFirst("/predict/".count))
+        guard request.method == "POST" else {
+            var response = Response.error(ApusError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path)"))
+            response.headers.add(name: "allow", value: "POST")
+            return writer.complete(response)
+        }
+        let requestID = request.headers["x-request-id"] ?? requestCounter.next()
+        var common = HTTPFields()
+        common.add(name: "x-request-id", value: requestID)
+        do {
+            let body = try Compression.decodeBody(request, limit: maxBodyBytes)
+            let json = try JSONValue.parse(body)
+            guard case .array(let features)? = json["features"], !features.isEmpty else {
+                throw ApusError(.badRequest, "\"features\" must be a non-empty array of numbers (one row) or of arrays (rows)")
+            }
+            var routingKey = request.headers["apus-routing-key"]
+            if case .string(let key)? = json["routing_key"] { routingKey = key }
+            let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
+            let (served, variant, assignment) = try choose(probe, model: model, selector: nil)
+            if let assignment { common.add(name: "apus-variant-assignment", value: assignment) }
+            guard served.compiled.inputs.count == 1, let input = served.compiled.inputs.first else {
+                throw ApusError(.badRequest, "model \(model) takes \(served.compiled.inputs.count) inputs; use /v2/models/\(model)/infer")
+            }
+            let single: Bool
+            let rows: [[JSONValue]]
+            if case .array = features[0] {
+                single = false
+                rows = try features.enumerated().map { i, row in
+                    guard case .array(let r) = row else { throw ApusError(.badRequest, "features[\(i)] must be an array of numbers") }
+                    return r
+                }
+            } else {
+                single = true
+                rows = [features]
+            }
+            let width = rows[0].count
+            var values: [Float] = []
+            values.reserveCapacity(rows.count * width)
+            for (i, row) in rows.enumerated() {
+                guard row.count == width else { throw ApusError(.badRequest, "features[\(i)] has \(row.count) values, the first row \(width)") }
+                for (j, value) in row.enumerated() {
+                    switch value {
+                    case .number(let d): values.append(Float(d))
+                    case .null: values.append(.nan)   // a missing value, as trees and imputers expect
+                    default: throw ApusError(.badRequest, single ? "features[\(j)] must be a number or null" : "features[\(i)][\(j)] must be a number or null")
+                    }
+                }
+            }
+            let tensor = try BundleLoader.cast(try Tensor(shape: [rows.count, width], data: .float32(values)), to: input.elementType ?? .float32)
+            var inferRequest = InferRequest(model: model, id: requestID, routingKey: routingKey, inputs: [.init(name: input.name, tensor: tensor)])
+            inferRequest.deadline = try Self.deadline(request.headers)
+            let common = common
+            service.infer(inferRequest, on: served, variant: variant, isCancelled: { context.isCancelled }) { result in
+                switch result {
+                case .success(let answer):
+                    var response = Response.json(200, PredictEncoding.encode(answer, single: single))
+                    response.headers.add(name: "apus-model-version", value: String(answer.version))
+                    if let variant = answer.variant { response.headers.add(name: "apus-variant", value: variant) }
+                    for field in common { response.headers.add(name: field.name, value: field.value) }
+                    writer.complete(response)
+                case .failure(let error):
+                    writer.complete(Self.errorResponse(error, format: .json, extra: common))
+                }
+            }
+        } catch {
+            writer.complete(Self.errorResponse(error as? ApusError ?? ApusError(.badRequest, "\(error)"), format: .json, extra: common))
+        }
+    }
+
+    // MARK: - /v2/repository/...
+
+    func repository(_ request: Request, _ writer: ResponseWriter) {
+        // Loading a model or writing settings does disk I/O: never on the event loop.
+        DispatchQueue.global(qos: .userInitiated).async { self.repositoryAdmin(request, writer) }
+    }
+
+    func repositoryAdmin(_ request: Request, _ writer: ResponseWriter) {
+        let parts = request.path.split(separator: "/").map(String.init)   // v2 repository ...
+        let repository = service.repository
+        do {
+            let rest = Array(parts.dropFirst(2))
+            let model = rest.count >= 2 && rest[0] == "models" ? rest[1] : ""
+            let action = rest.count >= 3 && rest[0] == "models" ? rest[2] : ""
+            switch (request.method, rest.count) {
+            case ("POST", 1) where rest[0] == "index", ("GET", 1) where rest[0] == "index":
+                let errors = repository.modelErrors
+                var items = repository.statuses.map { status -> String in
+                    var s = "{\"name\":\(JSONString.quote(status.model)),\"version\":\"\(status.version)\",\"state\":\"\(status.state.name)\""
+                    if let reason = status.state.reason ?? status.lastFailure { s += ",\"reason\":\(JSONString.quote(reason))" }
+                    return s + "}"
+                }
+                for (model, error) in errors.sorted(by: { $0.key < $1.key }) {
+                    items.append("{\"name\":\(JSONString.quote(model)),\"state\":\"FAILED\",\"reason\":\(JSONString.quote(error))}")
+                }
+                writer.complete(.json(200, "[\(items.joined(separator: ","))]"))
+            case ("POST", 3) where action == "load":
+                try repository.load(model: model)
+                writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"loaded\":true}"))
+            case ("POST", 3) where action == "unload":
+                try repository.unload(model: model)
+                writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"unloaded\":true}"))
+            case ("PUT", 4) where action == "labels", ("POST", 4) where action == "labels":
+                let label = rest[3]
+                let json = try JSONValue.parse(try Compression.decodeBody(request, limit: maxBodyBytes))
+                let version: Int?
+                switch json["version"] {
+                case .number(let d)? where d >= 0 && d == d.rounded() && d < 1e9: version = Int(d)
+                case .string(let s)? where Int(s) != nil: version = Int(s)
+                case .null?: version = nil
+                default: throw ApusError(.badRequest, "\"version\" must be a version number (or null to remove the label)")
+                }
+                try repository.setLabel(model: model, label: label, version: version)
+                writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"label\":\(JSONString.quote(label)),\"version\":\(version.map { "\"\($0)\"" } ?? "null")}"))
+            default:
+                writer.complete(.error(ApusError(.notFound, "no route for \(request.method) \(request.path)")))
+            }
+        } catch {
+            writer.complete(.error(error as? ApusError ?? ApusError(.internalError, "\(error)")))
+        }
+    }
+}

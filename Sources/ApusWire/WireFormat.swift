@@ -1,0 +1,85 @@
+import ApusCore
+import ApusInference
+
+/// The body formats of the infer routes, chosen by `Content-Type` (request) and `Accept`
+/// (response; default: the request's format). Stateless.
+public enum WireFormat: Sendable, Equatable {
+    /// KServe v2 JSON, with the binary-data extension.
+    case json
+    /// Apus protobuf (`apus.v1.InferRequest` / `InferResponse`, see proto-spec/).
+    case protobuf
+
+    public static let protobufContentType = "application/x-protobuf"
+
+    public var contentType: String {
+        switch self {
+        case .json: KServeJSONCodec.contentType
+        case .protobuf: Self.protobufContentType
+        }
+    }
+
+    /// The request's format; a missing Content-Type is JSON (curl's default -d sends a form type,
+    /// which is accepted as JSON too since KServe clients rarely set it). Others: 415.
+    public static func forRequest(contentType: String?) throws -> WireFormat {
+        guard let contentType else { return .json }
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
+        switch mediaType {
+        case "application/json", "application/x-www-form-urlencoded", "", "application/octet-stream", "text/plain": return .json
+        case "application/x-protobuf", "application/protobuf", "application/vnd.google.protobuf": return .protobuf
+        default:
+            throw ApusError(.unsupportedMediaType, "Content-Type \(mediaType) is not supported; send application/json or application/x-protobuf")
+        }
+    }
+
+    /// The reply format from `Accept`, falling back to the request's.
+    public static func forReply(accept: String?, request: WireFormat) -> WireFormat {
+        guard let accept else { return request }
+        let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? "" }
+        if types.contains(where: { $0 == "application/x-protobuf" || $0 == "application/protobuf" }) {
+            if request == .json, types.contains("application/json") { return .json }
+            return .protobuf
+        }
+        if types.contains("application/json") { return .json }
+        return request
+    }
+
+    public func decodeInferRequest(_ body: [UInt8], headers: HTTPFields, model: String, selector: VersionSelector?) throws -> InferRequest {
+        switch self {
+        case .json:
+            var jsonLength: Int?
+            if let text = headers[KServeJSONCodec.headerLengthField] {
+                guard let n = Int(text), n >= 0 else {
+                    throw ApusError(.badRequest, "Inference-Header-Content-Length must be a non-negative integer, got \(text)")
+                }
+                jsonLength = n
+            }
+            return try KServeJSONCodec.decodeRequest(body, jsonLength: jsonLength, model: model, version: selector)
+        case .protobuf:
+            throw ApusError(.unsupportedMediaType, "pending")
+        }
+    }
+
+    public func encodeInferResponse(_ answer: InferResponse, binaryOutputs: Set<String>) -> Response {
+        switch self {
+        case .json:
+            let (body, headerLength) = KServeJSONCodec.encodeResponse(answer, binaryOutputs: binaryOutputs)
+            var response = Response(status: 200, headers: HTTPFields([("content-type", KServeJSONCodec.contentType)]), body: body)
+            if let headerLength {
+                response.headers.replaceOrAdd(name: "content-type", value: "application/octet-stream")
+                response.headers.add(name: KServeJSONCodec.headerLengthField, value: String(headerLength))
+            }
+            return response
+        case .protobuf:
+            return .error(ApusError(.unsupportedMediaType, "pending"))
+        }
+    }
+
+    public func encodeError(_ error: ApusError) -> Response {
+        switch self {
+        case .json:
+            return .error(error)
+        case .protobuf:
+            return .error(error)
+        }
+    }
+}
