@@ -106,6 +106,11 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "ApusInferenceTests",
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "ApusTransportTests",
             dependencies: [
                 "ApusCore", "ApusTransport", "ApusServer",

@@ -194,17 +194,32 @@ public final class ModelRepository: Sendable {
             state.modelErrors[model] = message
         }
         let settings = state.settings[model] ?? ModelSettings()
-        let wanted = Set((settings.versionPolicy ?? .latest(1)).select(Self.listVersions(directory: directory)))
-        var entries = state.entries[model] ?? [:]
-        for (version, entry) in entries where !wanted.contains(version) {
-            var entry = entry
-            retire(&entry, state: &state)
-            entries[version] = nil
+        let policy = settings.versionPolicy ?? .latest(1)
+        // "latest N" counts versions that load: a newer version that fails (corrupt, half
+        // copied) must not push out the one serving, so older versions are kept (or loaded)
+        // until N are ready. Newest first.
+        let onDisk = Self.listVersions(directory: directory)
+        let candidates: [Int]
+        let readyTarget: Int?
+        if case .latest(let n) = policy {
+            candidates = onDisk.sorted(by: >)
+            readyTarget = max(n, 0)
+        } else {
+            candidates = policy.select(onDisk).sorted(by: >)
+            readyTarget = nil
         }
-        for version in wanted.sorted() {
+        var entries = state.entries[model] ?? [:]
+        var kept: Set<Int> = []
+        var readyCount = 0
+        for version in candidates {
+            if let readyTarget, readyCount >= readyTarget { break }
+            kept.insert(version)
             let versionDirectory = directory + "/" + String(version)
             let fingerprint = BundleLoader.fingerprint(directory: versionDirectory)
-            if let existing = entries[version], existing.fingerprint == fingerprint { continue }
+            if let existing = entries[version], existing.fingerprint == fingerprint {
+                if existing.lifecycle.state == .ready { readyCount += 1 }
+                continue
+            }
             do {
                 let loaded = try BundleLoader.load(directory: versionDirectory, model: model, version: version)
                 let served = ServedVersion(model: model, version: version, loaded: loaded, directory: versionDirectory,
@@ -214,6 +229,7 @@ public final class ModelRepository: Sendable {
                 entry.served = served
                 if var old = entries[version] { retire(&old, state: &state) }
                 entries[version] = entry
+                readyCount += 1
                 state.counters.loads += 1
                 logger.info("version ready", metadata: ["model": "\(model)", "version": "\(version)"])
             } catch {
@@ -226,12 +242,18 @@ public final class ModelRepository: Sendable {
                     old.fingerprint = fingerprint
                     old.lastFailure = reason
                     entries[version] = old
+                    readyCount += 1
                 } else {
                     var entry = Entry(fingerprint: fingerprint)
                     _ = entry.lifecycle.failed(reason)
                     entries[version] = entry
                 }
             }
+        }
+        for (version, entry) in entries where !kept.contains(version) {
+            var entry = entry
+            retire(&entry, state: &state)
+            entries[version] = nil
         }
         state.entries[model] = entries
     }
