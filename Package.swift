@@ -58,6 +58,8 @@ let package = Package(
             name: "ApusHotSwap",
             dependencies: ["ApusInference", .product(name: "Logging", package: "swift-log")]
         ),
+        // A/B splitting and canary rollouts: stable MurmurHash3 bucketing of routing keys.
+        .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference"]),
         // Wire formats: KServe v2 JSON (+ binary extension), Apus protobuf, gzip/deflate.
         .target(
             name: "ApusWire",
@@ -81,6 +83,7 @@ let package = Package(
                 "ApusCore",
                 "ApusTransport",
                 "ApusInference",
+                "ApusSplit",
                 "ApusWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,6 +96,7 @@ let package = Package(
                 "ApusTransport",
                 "ApusInference",
                 "ApusHotSwap",
+                "ApusSplit",
                 "ApusRuntime",
                 "ApusONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -110,6 +114,7 @@ let package = Package(
             dependencies: ["ApusCore", "ApusInference", "ApusRuntime", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference"]),
         .testTarget(
             name: "ApusTransportTests",
             dependencies: [

@@ -165,7 +165,8 @@ public enum BundleLoader {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// A decoding error as "missing field a.b" / "field a.b: ...", for messages naming the field.
+    public static func describe(_ error: any Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, let context):
             return "missing field \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))"

@@ -10,6 +10,13 @@ public struct RepositorySnapshot: Sendable {
         public var labels: [String: Int]
         public var settings: ModelSettings
 
+        public init(name: String, versions: [Int: ServedVersion], labels: [String: Int], settings: ModelSettings) {
+            self.name = name
+            self.versions = versions
+            self.labels = labels
+            self.settings = settings
+        }
+
         /// The version that answers when a request names none: the highest ready one.
         public var defaultVersion: ServedVersion? {
             versions.max(by: { $0.key < $1.key })?.value

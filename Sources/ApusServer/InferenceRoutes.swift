@@ -1,7 +1,9 @@
 import ApusCore
 import ApusInference
 import ApusRuntime
+import ApusSplit
 import ApusWire
+import Foundation
 import Dispatch
 import Synchronization
 
@@ -65,6 +67,14 @@ public struct InferenceRoutes: Sendable {
         case ("GET", ["ready"]), ("HEAD", ["ready"]):
             let ready = (try? service.resolve(model: model, selector: selector)) != nil
             writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
+        case ("GET", ["split"]) where selector == nil:
+            writer.complete(splitResponse(model: model))
+        case ("PUT", ["split"]) where selector == nil, ("POST", ["split"]) where selector == nil:
+            let body = request.body
+            let limit = maxBodyBytes
+            DispatchQueue.global(qos: .userInitiated).async {
+                writer.complete(self.replaceSplit(model: model, body: body, request: request, limit: limit))
+            }
         case (_, ["infer"]), (_, []), (_, ["ready"]):
             var response = Response.error(ApusError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path)"))
             response.headers.add(name: "allow", value: rest.last == "infer" ? "POST" : "GET, HEAD")
@@ -172,6 +182,56 @@ public struct InferenceRoutes: Sendable {
         var response = Response.json(200, json)
         response.headers.add(name: "apus-model-version", value: String(served.version))
         return response
+    }
+
+    // MARK: - /v2/models/{m}/split
+
+    func splitResponse(model: String) -> Response {
+        guard let entry = service.repository.snapshot.models[model] else {
+            return .error(ApusError(.notFound, "model \(model) is not in the repository"))
+        }
+        guard let split = entry.settings.split else { return .json(200, "{\"model\":\(JSONString.quote(model)),\"split\":null}") }
+        do {
+            let compiled = try TrafficSplitter.compile(split)
+            var out = split
+            out.buckets = compiled.table.ranges
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let json = String(decoding: try encoder.encode(out), as: UTF8.self)
+            return .json(200, "{\"model\":\(JSONString.quote(model)),\"split\":\(json)}")
+        } catch {
+            return .error(error as? ApusError ?? ApusError(.internalError, "\(error)"))
+        }
+    }
+
+    /// Replaces the split (`{"salt": ..., "variants": [...]}` or `null`), keeping the bucket
+    /// ranges of variants whose weight did not change, persisted before it takes effect.
+    func replaceSplit(model: String, body: [UInt8], request: Request, limit: Int) -> Response {
+        do {
+            let bytes = try Compression.decodeBody(request, limit: limit)
+            let new: ModelSettings.Split?
+            if String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "null" {
+                new = nil
+            } else {
+                do {
+                    new = try JSONDecoder().decode(ModelSettings.Split.self, from: Data(bytes))
+                } catch {
+                    throw ApusError(.badRequest, "split: \(BundleLoader.describe(error))")
+                }
+            }
+            guard let old = service.repository.snapshot.models[model] else { throw ApusError(.notFound, "model \(model) is not in the repository") }
+            let replacement = try new.map { try TrafficSplitter.replacement(old: old.settings.split, new: $0) }
+            for variant in replacement?.variants ?? [] {
+                let selector: VersionSelector = variant.version.map { .version($0) } ?? .label(variant.label ?? "")
+                if case .label(let label) = selector, old.labels[label] == nil {
+                    throw ApusError(.badRequest, "split.variants.\(variant.name): model \(model) has no label \(label)")
+                }
+            }
+            try service.repository.setSplit(model: model, split: replacement)
+            return splitResponse(model: model)
+        } catch {
+            return .error(error as? ApusError ?? ApusError(.internalError, "\(error)"))
+        }
     }
 
     // MARK: - /predict/{m}

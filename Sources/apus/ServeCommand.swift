@@ -1,6 +1,7 @@
 import ApusHotSwap
 import ApusInference
 import ApusServer
+import ApusSplit
 import ApusTransport
 import ArgumentParser
 import Dispatch
@@ -128,7 +129,7 @@ struct ServeCommand: AsyncParsableCommand {
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger)
         let watcher = RepositoryWatcher(repository: repository, logger: logger)
-        let app = Application(configuration: configuration, repository: repository, logger: logger)
+        let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), logger: logger)
         try await app.start()
         watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
         let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
