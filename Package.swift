@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -60,6 +61,12 @@ let package = Package(
         ),
         // A/B splitting and canary rollouts: stable MurmurHash3 bucketing of routing keys.
         .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference"]),
+        // Prometheus /metrics and feature drift (Kolmogorov-Smirnov against the bundle's sample).
+        .target(
+            name: "ApusMetrics",
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "ApusSplit", "ApusTransport",
+                           .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // Wire formats: KServe v2 JSON (+ binary extension), Apus protobuf, gzip/deflate.
         .target(
             name: "ApusWire",
@@ -84,6 +91,7 @@ let package = Package(
                 "ApusTransport",
                 "ApusInference",
                 "ApusSplit",
+                "ApusMetrics",
                 "ApusWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -114,6 +122,7 @@ let package = Package(
             dependencies: ["ApusCore", "ApusInference", "ApusRuntime", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "ApusMetricsTests", dependencies: ["ApusMetrics", "ApusInference", "ApusRuntime"]),
         .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference"]),
         .testTarget(
             name: "ApusTransportTests",

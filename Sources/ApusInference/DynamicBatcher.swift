@@ -12,6 +12,7 @@ final class DynamicBatcher: Sendable {
         var rows: Int
         var isCancelled: @Sendable () -> Bool
         var completion: @Sendable (Result<[Tensor], ApusError>) -> Void
+        var enqueuedAt: UInt64
     }
 
     private struct State {
@@ -24,11 +25,20 @@ final class DynamicBatcher: Sendable {
     private let compiled: CompiledModel
     private let state: Mutex<State>
     private let queue = DispatchQueue.global(qos: .userInitiated)
+    private let observer: (any InferenceObserver)?
+    private let model: String
+    private let version: Int
 
-    init(compiled: CompiledModel, configuration: BatcherStateMachine<UInt64>.Configuration) {
+    init(compiled: CompiledModel, configuration: BatcherStateMachine<UInt64>.Configuration, model: String, version: Int, observer: (any InferenceObserver)?) {
         self.compiled = compiled
         self.state = Mutex(State(machine: BatcherStateMachine(configuration: configuration)))
+        self.model = model
+        self.version = version
+        self.observer = observer
     }
+
+    /// Rows waiting (not yet running), for the queue-depth gauge.
+    var queuedRows: Int { state.withLock { $0.machine.queuedRows } }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -36,8 +46,9 @@ final class DynamicBatcher: Sendable {
         let actions = state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
             let id = state.nextID
             state.nextID += 1
-            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion)
-            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: Self.now())
+            let now = Self.now()
+            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion, enqueuedAt: now)
+            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now)
         }
         perform(actions)
     }
@@ -50,9 +61,11 @@ final class DynamicBatcher: Sendable {
                 queue.async { self.run(items) }
             case .reject(let id):
                 let work = state.withLock { $0.work.removeValue(forKey: id) }
+                observer?.requestDropped(model: model, version: version, reason: .queueFull)
                 work?.completion(.failure(ApusError(.tooManyRequests, "the model's queue is full; retry later", retryAfterSeconds: 1)))
             case .expire(let id):
                 let work = state.withLock { $0.work.removeValue(forKey: id) }
+                observer?.requestDropped(model: model, version: version, reason: .deadline)
                 work?.completion(.failure(ApusError(.deadlineExceeded, "the request's deadline passed before it could run")))
             case .scheduleTimer(let at):
                 let arm = state.withLock { state -> Bool in
@@ -78,6 +91,7 @@ final class DynamicBatcher: Sendable {
         var live: [Work] = []
         for item in items {
             if item.isCancelled() {
+                observer?.requestDropped(model: model, version: version, reason: .cancelled)
                 item.completion(.failure(ApusError(.requestTimeout, "the client cancelled the request")))
             } else {
                 live.append(item)
@@ -97,7 +111,14 @@ final class DynamicBatcher: Sendable {
                 feeds = try (0..<items[0].feeds.count).map { i in try Tensor.concatenateRows(items.map { $0.feeds[i] }) }
             }
             let totalRows = items.reduce(0) { $0 + $1.rows }
+            let started = Self.now()
             let outputs = try compiled.run(feeds)
+            if let observer {
+                let finished = Self.now()
+                observer.batchRan(model: model, version: version, rows: totalRows,
+                                  queueWaitNanos: items.map { started &- $0.enqueuedAt }, computeNanos: finished &- started)
+                observer.inputsSeen(model: model, version: version, feeds: feeds)
+            }
             var start = 0
             for item in items {
                 let range = start..<(start + item.rows)

@@ -50,7 +50,10 @@ public final class ModelRepository: Sendable {
     private let current = Mutex(RepositorySnapshot())
     private let published = Mutex<(statuses: [VersionStatus], counters: Counters, modelErrors: [String: String])>(([], Counters(), [:]))
 
-    public init(root: String, workers: Int, logger: Logger) {
+    private let observer: (any InferenceObserver)?
+
+    public init(root: String, workers: Int, logger: Logger, observer: (any InferenceObserver)? = nil) {
+        self.observer = observer
         self.root = root
         self.workers = max(1, workers)
         self.logger = logger
@@ -223,7 +226,7 @@ public final class ModelRepository: Sendable {
             do {
                 let loaded = try BundleLoader.load(directory: versionDirectory, model: model, version: version)
                 let served = ServedVersion(model: model, version: version, loaded: loaded, directory: versionDirectory,
-                                           fingerprint: fingerprint, batching: settings.batching, workers: workers)
+                                           fingerprint: fingerprint, batching: settings.batching, workers: workers, observer: observer)
                 var entry = Entry(fingerprint: fingerprint)
                 _ = entry.lifecycle.loaded()
                 entry.served = served

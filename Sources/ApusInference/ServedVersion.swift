@@ -19,7 +19,8 @@ public final class ServedVersion: Sendable {
     let batcher: DynamicBatcher
     private let inflight = Atomic<Int>(0)
 
-    init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int) {
+    init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int,
+         observer: (any InferenceObserver)?) {
         self.model = model
         self.version = version
         self.manifest = loaded.manifest
@@ -36,11 +37,14 @@ public final class ServedVersion: Sendable {
         configuration.preferredBatchRows = settings?.preferredBatchSizes ?? []
         configuration.maxQueueRows = max(1, settings?.maxQueueRows ?? 8192)
         configuration.slots = max(1, workers)
-        self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration)
+        self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration, model: model, version: version, observer: observer)
     }
 
     /// Requests accepted and not yet answered (a draining version is unloaded at zero).
     public var inflightRequests: Int { inflight.load(ordering: .acquiring) }
+
+    /// Rows waiting in this version's batch queue.
+    public var queuedRows: Int { batcher.queuedRows }
 
     /// Validates the request against the model's inputs and queues it. `completion` runs once, on
     /// a worker thread.

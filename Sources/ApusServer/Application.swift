@@ -1,5 +1,8 @@
 import ApusCore
 import ApusInference
+import ApusMetrics
+import ApusSplit
+import Dispatch
 import ApusTransport
 import Logging
 import NIOCore
@@ -16,21 +19,35 @@ public final class Application: Sendable {
     public let service: InferenceService?
 
     /// `repository`: nil serves only the health routes (transport tests).
+    public let metrics: ServerMetrics?
+
     public init(configuration: HTTPServer.Configuration, repository: ModelRepository? = nil,
-                splitter: (any TrafficSplitting)? = nil, extraRoutes: [(method: String, path: String, handler: Router.Handler)] = [],
+                splitter: TrafficSplitter? = nil, metrics: ServerMetrics? = nil,
+                extraRoutes: [(method: String, path: String, handler: Router.Handler)] = [],
                 logger: Logger) {
         let readiness = self.readiness
         self.repository = repository
+        self.metrics = metrics
         var prefixes: [(prefix: String, handler: Router.Handler)] = []
         if let repository {
             let service = InferenceService(repository: repository)
             self.service = service
-            prefixes = InferenceRoutes(service: service, splitter: splitter, maxBodyBytes: configuration.limits.maxBodyBytes).prefixRoutes()
+            prefixes = InferenceRoutes(service: service, splitter: splitter, observer: metrics, maxBodyBytes: configuration.limits.maxBodyBytes).prefixRoutes()
         } else {
             self.service = nil
         }
-        let router = Router(routes: HealthRoutes.routes(readiness: readiness) + extraRoutes, prefixes: prefixes)
-        self.server = HTTPServer(configuration: configuration, responder: router, logger: logger)
+        let stats = TransportStats()
+        var routes = HealthRoutes.routes(readiness: readiness) + extraRoutes
+        if let metrics {
+            routes.append(("GET", "/metrics", { _, _, writer in
+                // Rendering reads /proc and walks the repository: off the event loop.
+                DispatchQueue.global(qos: .utility).async {
+                    let body = metrics.render(repository: repository, transport: stats, splitter: splitter)
+                    writer.complete(Response(status: 200, headers: HTTPFields([("content-type", "text/plain; version=0.0.4; charset=utf-8")]), body: body))
+                }
+            }))
+        }
+        self.server = HTTPServer(configuration: configuration, responder: Router(routes: routes, prefixes: prefixes), logger: logger, stats: stats)
     }
 
     /// Loads the repository, binds; returns the port. Ready from here on.

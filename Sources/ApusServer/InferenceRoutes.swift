@@ -27,10 +27,22 @@ public struct InferenceRoutes: Sendable {
     public let maxBodyBytes: Int
     private let requestCounter = RequestIDGenerator()
 
-    public init(service: InferenceService, splitter: (any TrafficSplitting)? = nil, maxBodyBytes: Int) {
+    /// Told about every finished infer/predict request (metrics).
+    public let observer: (any RequestObserver)?
+
+    public init(service: InferenceService, splitter: (any TrafficSplitting)? = nil, observer: (any RequestObserver)? = nil, maxBodyBytes: Int) {
         self.service = service
         self.splitter = splitter
+        self.observer = observer
         self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Wraps `writer` so the finished request is reported with its status, version and latency.
+    /// Unknown models are reported as model "" to keep label sets bounded.
+    func observed(_ writer: ResponseWriter, model: String) -> ResponseWriter {
+        guard let observer else { return writer }
+        let known = service.repository.snapshot.models[model] != nil ? model : ""
+        return ResponseWriter(sink: ObservingSink(inner: writer, observer: observer, model: known, started: DispatchTime.now().uptimeNanoseconds), token: 0)
     }
 
     /// Routes for `Router`'s prefix table.
@@ -85,6 +97,7 @@ public struct InferenceRoutes: Sendable {
     }
 
     func infer(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter, model: String, selector: VersionSelector?) {
+        let writer = observed(writer, model: model)
         let requestID = request.headers["x-request-id"] ?? requestCounter.next()
         var common = HTTPFields()
         common.add(name: "x-request-id", value: requestID)
@@ -245,6 +258,7 @@ public struct InferenceRoutes: Sendable {
             response.headers.add(name: "allow", value: "POST")
             return writer.complete(response)
         }
+        let writer = observed(writer, model: model)
         let requestID = request.headers["x-request-id"] ?? requestCounter.next()
         var common = HTTPFields()
         common.add(name: "x-request-id", value: requestID)
@@ -358,5 +372,28 @@ public struct InferenceRoutes: Sendable {
         } catch {
             writer.complete(.error(error as? ApusError ?? ApusError(.internalError, "\(error)")))
         }
+    }
+}
+
+/// Reports a finished request to the observer, then passes the response on. One per request
+/// (the observed routes already allocate per request for decoding). Thread-safe.
+final class ObservingSink: ResponseSink {
+    let inner: ResponseWriter
+    let observer: any RequestObserver
+    let model: String
+    let started: UInt64
+
+    init(inner: ResponseWriter, observer: any RequestObserver, model: String, started: UInt64) {
+        self.inner = inner
+        self.observer = observer
+        self.model = model
+        self.started = started
+    }
+
+    func complete(_ response: Response, token: Int64) {
+        let version = response.headers["apus-model-version"].flatMap { Int($0) }
+        observer.requestFinished(model: model, version: version, variant: response.headers["apus-variant"], status: response.status,
+                                 durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
+        inner.complete(response)
     }
 }

@@ -22,7 +22,7 @@ public final class HTTPServer: Sendable {
     }
 
     public let configuration: Configuration
-    public let stats = TransportStats()
+    public let stats: TransportStats
     private let responder: any Responder
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
@@ -34,8 +34,9 @@ public final class HTTPServer: Sendable {
         var draining = false
     }
 
-    public init(configuration: Configuration, responder: any Responder, logger: Logger) {
+    public init(configuration: Configuration, responder: any Responder, logger: Logger, stats: TransportStats = TransportStats()) {
         self.configuration = configuration
+        self.stats = stats
         self.responder = responder
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))

@@ -1,5 +1,6 @@
 import ApusHotSwap
 import ApusInference
+import ApusMetrics
 import ApusServer
 import ApusSplit
 import ApusTransport
@@ -29,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds between repository scans for new, changed or removed versions; 0 disables polling (SIGHUP and the admin API still reload).")
     var pollInterval: Double = 5
+
+    @Option(help: "Seconds between feature-drift (KS) recomputations exported on /metrics.")
+    var driftInterval: Double = 10
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -127,16 +131,19 @@ struct ServeCommand: AsyncParsableCommand {
 
         // Signals first, so a SIGTERM that arrives during start-up still drains cleanly.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
-        let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger)
+        let metrics = ServerMetrics()
+        let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger, observer: metrics)
         let watcher = RepositoryWatcher(repository: repository, logger: logger)
-        let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), logger: logger)
+        let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), metrics: metrics, logger: logger)
         try await app.start()
+        let driftTimer = metrics.drift.startRecomputing(every: .seconds(max(1, driftInterval)), snapshot: { repository.snapshot })
         watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
         let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
         logger.info("serving", metadata: ["model-repository": "\(modelRepository)", "versions": "\(ready.joined(separator: " "))"])
         let received = await signals.next()
         logger.info("shutting down", metadata: ["signal": "\(received)", "drain-timeout-s": "\(drainTimeout)"])
         watcher.stop()
+        driftTimer.cancel()
         await app.stop(drainTimeout: .nanoseconds(Self.nanos(drainTimeout)))
     }
 }

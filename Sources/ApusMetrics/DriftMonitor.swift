@@ -1,0 +1,106 @@
+import ApusInference
+import ApusRuntime
+import Foundation
+import Synchronization
+
+/// Feature drift per model version: a bounded reservoir of recent input rows (uniform reservoir
+/// sampling, `capacity` rows) compared feature by feature with the bundle's reference sample by
+/// the two-sample KS test. `recompute` runs in the background (a timer), never on the request
+/// path; `observe` only copies a few sampled rows under a lock.
+///
+/// Memory is bounded by capacity x features per version; versions that left the snapshot are
+/// dropped on the next recompute. Thread-safe.
+public final class DriftMonitor: Sendable {
+    public struct FeatureDrift: Sendable, Equatable {
+        public var feature: String
+        public var statistic: Double
+        public var pValue: Double
+    }
+
+    struct Reservoir {
+        var columns: [[Float]]
+        var seen = 0
+        var generator = SystemRandomNumberGenerator()
+    }
+
+    public let capacity: Int
+    private let reservoirs = Mutex<[String: Reservoir]>([:])
+    private let results = Mutex<[String: (model: String, version: Int, drift: [FeatureDrift], samples: Int)]>([:])
+
+    public init(capacity: Int = 2000) {
+        self.capacity = max(10, capacity)
+    }
+
+    static func key(_ model: String, _ version: Int) -> String { "\(model)\u{0}\(version)" }
+
+    /// Samples the rows of a [N, F] float batch.
+    public func observe(model: String, version: Int, feeds: [Tensor]) {
+        guard feeds.count == 1, let feed = feeds.first, feed.shape.count == 2, case .float32(let values) = feed.data else { return }
+        let rows = feed.shape[0], width = feed.shape[1]
+        guard width > 0, width <= 4096 else { return }
+        reservoirs.withLock { all in
+            var r = all[Self.key(model, version)] ?? Reservoir(columns: Array(repeating: [], count: width))
+            guard r.columns.count == width else { return }
+            for row in 0..<rows {
+                r.seen += 1
+                let slot: Int
+                if r.columns[0].count < capacity {
+                    slot = -1
+                } else {
+                    let pick = Int.random(in: 0..<r.seen, using: &r.generator)
+                    guard pick < capacity else { continue }
+                    slot = pick
+                }
+                for f in 0..<width {
+                    let v = values[row * width + f]
+                    if slot < 0 { r.columns[f].append(v) } else { r.columns[f][slot] = v }
+                }
+            }
+            all[Self.key(model, version)] = r
+        }
+    }
+
+    /// Recomputes the statistics for every ready version with a reference sample and at least
+    /// `minimumSamples` observed rows.
+    public func recompute(snapshot: RepositorySnapshot, minimumSamples: Int = 50) {
+        var live: Set<String> = []
+        var fresh: [String: (model: String, version: Int, drift: [FeatureDrift], samples: Int)] = [:]
+        for (model, entry) in snapshot.models {
+            for (version, served) in entry.versions {
+                let key = Self.key(model, version)
+                live.insert(key)
+                guard let reference = served.reference, reference.shape.count == 2, let referenceValues = try? reference.floats() else { continue }
+                let columns = reservoirs.withLock { $0[key]?.columns }
+                guard let columns, let count = columns.first?.count, count >= minimumSamples else { continue }
+                let width = reference.shape[1]
+                guard columns.count == width else { continue }
+                let names = served.manifest.inputs.first?.features ?? (0..<width).map { "f\($0)" }
+                var drift: [FeatureDrift] = []
+                for f in 0..<width {
+                    let ref = stride(from: f, to: referenceValues.count, by: width).map { referenceValues[$0] }
+                    if let result = KolmogorovSmirnov.test(columns[f], ref) {
+                        drift.append(FeatureDrift(feature: f < names.count ? names[f] : "f\(f)", statistic: result.statistic, pValue: result.pValue))
+                    }
+                }
+                fresh[key] = (model, version, drift, count)
+            }
+        }
+        reservoirs.withLock { all in all = all.filter { live.contains($0.key) } }
+        results.withLock { $0 = fresh }
+    }
+
+    /// Recomputes every `interval` on a background queue until the returned timer is cancelled.
+    public func startRecomputing(every interval: Duration, snapshot: @escaping @Sendable () -> RepositorySnapshot) -> any DispatchSourceTimer {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "apus.drift", qos: .utility))
+        let nanos = Int(interval.components.seconds) * 1_000_000_000 + Int(interval.components.attoseconds / 1_000_000_000)
+        timer.schedule(deadline: .now() + .nanoseconds(nanos), repeating: .nanoseconds(nanos), leeway: .milliseconds(100))
+        timer.setEventHandler { [self] in recompute(snapshot: snapshot()) }
+        timer.resume()
+        return timer
+    }
+
+    /// The last computed drift, per model version.
+    public var current: [(model: String, version: Int, drift: [FeatureDrift], samples: Int)] {
+        results.withLock { Array($0.values) }.sorted { ($0.model, $0.version) < ($1.model, $1.version) }
+    }
+}

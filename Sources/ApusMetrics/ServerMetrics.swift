@@ -1,0 +1,170 @@
+import ApusCore
+import ApusInference
+import ApusRuntime
+import ApusSplit
+import ApusTransport
+import Foundation
+import Prometheus
+import Synchronization
+
+/// Everything `/metrics` exports, in the Prometheus text format: request, queue and compute
+/// histograms and counters (swift-prometheus collectors, updated on the request path), plus
+/// gauges read at scrape time from the repository, the transport, the A/B splitter, the drift
+/// monitor and /proc.
+///
+/// Label sets are bounded: model and version only for models in the repository (requests for
+/// unknown models count under `model=""`), variants from the split config, status as a class.
+/// Thread-safe.
+public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    public let drift: DriftMonitor
+    private let startTime = Date().timeIntervalSince1970
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5),
+    ]
+    static let rowBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
+
+    public init(drift: DriftMonitor = DriftMonitor()) {
+        self.drift = drift
+    }
+
+    static func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "apus", metricName: name, unitName: unit, helpText: help)
+    }
+
+    // MARK: - Observers (request path)
+
+    public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
+        let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
+        registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels).increment()
+        registry.makeDurationHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival at the route to its answer."),
+                                       labels: [("model", model)], buckets: Self.latencyBuckets)
+            .recordNanoseconds(Int64(clamping: durationNanos))
+    }
+
+    public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {
+        let labels = [("model", model), ("version", String(version))]
+        let queue = registry.makeDurationHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
+                                                   labels: labels, buckets: Self.latencyBuckets)
+        for wait in queueWaitNanos { queue.recordNanoseconds(Int64(clamping: wait)) }
+        registry.makeDurationHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
+                                       labels: labels, buckets: Self.latencyBuckets)
+            .recordNanoseconds(Int64(clamping: computeNanos))
+        registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets)
+            .record(Double(rows))
+        registry.makeValueHistogram(descriptor: Self.descriptor("batch_requests", "count", "Requests per executed batch."), labels: labels, buckets: Self.rowBuckets)
+            .record(Double(queueWaitNanos.count))
+    }
+
+    public func requestDropped(model: String, version: Int, reason: DropReason) {
+        registry.makeCounter(descriptor: Self.descriptor("dropped_requests", "total", "Requests dropped before running: deadline, queue_full, cancelled."),
+                             labels: [("model", model), ("version", String(version)), ("reason", reason.rawValue)]).increment()
+    }
+
+    public func inputsSeen(model: String, version: Int, feeds: [Tensor]) {
+        drift.observe(model: model, version: version, feeds: feeds)
+    }
+
+    // MARK: - Scrape
+
+    /// The whole exposition. `repository`, `transport`, `splitter` may be nil (not running).
+    public func render(repository: ModelRepository?, transport: TransportStats?, splitter: TrafficSplitter?) -> [UInt8] {
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        var text = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            guard !samples.isEmpty else { return }
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for sample in samples { text += "\(name)\(sample.labels) \(sample.value)\n" }
+        }
+        func labels(_ pairs: [(String, String)]) -> String {
+            "{" + pairs.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        if let repository {
+            let snapshot = repository.snapshot
+            var inflight: [(String, String)] = [], queued: [(String, String)] = []
+            for (model, entry) in snapshot.models.sorted(by: { $0.key < $1.key }) {
+                for (version, served) in entry.versions.sorted(by: { $0.key < $1.key }) {
+                    let l = labels([("model", model), ("version", String(version))])
+                    inflight.append((l, String(served.inflightRequests)))
+                    queued.append((l, String(served.queuedRows)))
+                }
+            }
+            family("apus_inflight_requests", "gauge", "Requests accepted by a version and not yet answered.", inflight)
+            family("apus_queue_rows", "gauge", "Rows waiting in a version's batch queue.", queued)
+            let states = ["LOADING", "READY", "DRAINING", "UNLOADED", "FAILED"]
+            family("apus_model_version_state", "gauge", "1 for the state each known model version is in.", repository.statuses.flatMap { status in
+                states.map { state in (labels([("model", status.model), ("version", String(status.version)), ("state", state)]), status.state.name == state ? "1" : "0") }
+            })
+            let counters = repository.counters
+            family("apus_model_loads_total", "counter", "Model versions loaded and validated.", [("", String(counters.loads))])
+            family("apus_model_load_failures_total", "counter", "Model version loads that failed (checksum, format, validation).", [("", String(counters.failures))])
+            family("apus_model_unloads_total", "counter", "Model versions unloaded after draining.", [("", String(counters.unloads))])
+            family("apus_repository_reloads_total", "counter", "Repository scans.", [("", String(counters.reloads))])
+            family("apus_repository_generation", "gauge", "Generation of the serving snapshot (grows with every swap).", [("", String(snapshot.generation))])
+            var driftD: [(String, String)] = [], driftP: [(String, String)] = [], driftN: [(String, String)] = []
+            for entry in drift.current {
+                driftN.append((labels([("model", entry.model), ("version", String(entry.version))]), String(entry.samples)))
+                for feature in entry.drift {
+                    let l = labels([("model", entry.model), ("version", String(entry.version)), ("feature", feature.feature)])
+                    driftD.append((l, Self.number(feature.statistic)))
+                    driftP.append((l, Self.number(feature.pValue)))
+                }
+            }
+            family("apus_feature_drift_ks_statistic", "gauge", "Two-sample Kolmogorov-Smirnov statistic of recent inputs against the bundle's reference sample.", driftD)
+            family("apus_feature_drift_ks_pvalue", "gauge", "p-value of the KS test (small: the input distribution moved).", driftP)
+            family("apus_feature_drift_samples", "gauge", "Recent input rows in the drift reservoir.", driftN)
+        }
+        if let splitter {
+            var samples: [(String, String)] = []
+            for (model, variants) in splitter.assignments.sorted(by: { $0.key < $1.key }) {
+                for (variant, count) in variants.sorted(by: { $0.key < $1.key }) {
+                    samples.append((labels([("model", model), ("variant", variant), ("method", "hash")]), String(count.hash)))
+                    samples.append((labels([("model", model), ("variant", variant), ("method", "random")]), String(count.random)))
+                }
+            }
+            family("apus_ab_assignments_total", "counter", "Requests assigned to an A/B variant, by routing-key hash or at random (no key).", samples)
+        }
+        if let transport {
+            family("apus_connections_open", "gauge", "Client connections currently open.", [("", String(transport.currentConnections))])
+            family("apus_connections_total", "counter", "Connections accepted, by protocol.", [
+                (labels([("protocol", "h2")]), String(transport.http2Connections.current)),
+                (labels([("protocol", "http1")]), String(transport.http1Connections.current)),
+            ])
+            family("apus_junk_frames_total", "counter", "Empty, unknown, PRIORITY, RST_STREAM, PING and SETTINGS frames counted against connections.", [("", String(transport.junkFrames.current))])
+            family("apus_goaway_enhance_your_calm_total", "counter", "Connections closed with GOAWAY ENHANCE_YOUR_CALM.", [("", String(transport.calmGoAways.current))])
+            family("apus_limit_rejections_total", "counter", "Requests answered by the transport because a limit or timer tripped (408, 413, 431).", [("", String(transport.limitRejections.current))])
+            family("apus_protocol_errors_total", "counter", "Connections closed because the peer broke the protocol.", [("", String(transport.protocolErrors.current))])
+        }
+        let process = ProcessStats.read()
+        family("process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.", [("", Self.number(process.cpuSeconds))])
+        family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", [("", String(process.residentBytes))])
+        family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", [("", String(process.virtualBytes))])
+        family("process_open_fds", "gauge", "Open file descriptors.", [("", String(process.openFDs))])
+        family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.", [("", Self.number(startTime))])
+        out.append(contentsOf: Array(text.utf8))
+        return out
+    }
+
+    static func escape(_ value: String) -> String {
+        var out = ""
+        for c in value {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    static func number(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d > 0 ? "+Inf" : "-Inf" }
+        return String(d)
+    }
+}
