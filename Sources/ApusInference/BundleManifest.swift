@@ -25,6 +25,13 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         public var preferredBatchSizes: [Int]?
         public var maxQueueRows: Int?
 
+        public init(maxBatchSize: Int? = nil, maxQueueDelayMicroseconds: Int? = nil, preferredBatchSizes: [Int]? = nil, maxQueueRows: Int? = nil) {
+            self.maxBatchSize = maxBatchSize
+            self.maxQueueDelayMicroseconds = maxQueueDelayMicroseconds
+            self.preferredBatchSizes = preferredBatchSizes
+            self.maxQueueRows = maxQueueRows
+        }
+
         enum CodingKeys: String, CodingKey {
             case maxBatchSize = "max_batch_size"
             case maxQueueDelayMicroseconds = "max_queue_delay_us"
@@ -36,6 +43,11 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public struct Training: Codable, Sendable, Equatable {
         public var metrics: [String: Double]?
         public var dataVersion: String?
+
+        public init(metrics: [String: Double]? = nil, dataVersion: String? = nil) {
+            self.metrics = metrics
+            self.dataVersion = dataVersion
+        }
         enum CodingKeys: String, CodingKey {
             case metrics
             case dataVersion = "data_version"
@@ -53,6 +65,19 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public var referenceSample: String?
     /// File name -> lower-case hex SHA-256. Every listed file must match before the version serves.
     public var sha256: [String: String]
+
+    public init(name: String, version: Int, modelFile: String, inputs: [TensorSpec], outputs: [TensorSpec]?, batching: Batching?,
+                training: Training?, referenceSample: String?, sha256: [String: String]) {
+        self.name = name
+        self.version = version
+        self.modelFile = modelFile
+        self.inputs = inputs
+        self.outputs = outputs
+        self.batching = batching
+        self.training = training
+        self.referenceSample = referenceSample
+        self.sha256 = sha256
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, version, inputs, outputs, batching, training, sha256

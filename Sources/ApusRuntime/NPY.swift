@@ -20,8 +20,8 @@ public enum NPY {
             headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
             headerStart = 12
         }
-        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         guard bytes.count >= headerStart + headerLength else { throw fail("truncated header") }
+        let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         guard !header.contains("'fortran_order': True") else { throw fail("fortran order is not supported") }
         guard let descrRange = header.range(of: "'descr': '"), let descrEnd = header[descrRange.upperBound...].firstIndex(of: "'") else {
             throw fail("no descr in header")
@@ -40,7 +40,7 @@ public enum NPY {
         case "|b1": size = 1
         default: throw fail("dtype \(descr) is not supported (use float32, float64, int32, int64 or bool)")
         }
-        guard body.count >= count * size else { throw fail("\(body.count) data bytes for shape \(shape)") }
+        guard shape.allSatisfy({ $0 >= 0 }), count <= body.count / max(size, 1) + 1, body.count >= count * size else { throw fail("\(body.count) data bytes for shape \(shape)") }
         func load<T>(_: T.Type) -> [T] {
             body.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) } }
         }
@@ -52,5 +52,21 @@ public enum NPY {
         case "|b1": return try Tensor(shape: shape, data: .bool(load(UInt8.self).map { $0 != 0 }))
         default: throw fail("dtype \(descr) is not supported")
         }
+    }
+
+    /// A float32 tensor as an `.npy` file (format 1.0, little-endian, C order).
+    public static func encode(_ tensor: Tensor) throws -> [UInt8] {
+        let values = try tensor.floats()
+        let shapeText = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Pad so the data starts on a 64-byte boundary, ending the header with a newline.
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        let length = header.utf8.count
+        out += [UInt8(length & 0xff), UInt8(length >> 8)]
+        out += Array(header.utf8)
+        values.withUnsafeBytes { out.append(contentsOf: $0) }
+        return out
     }
 }
