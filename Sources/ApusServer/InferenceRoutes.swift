@@ -109,7 +109,12 @@ public struct InferenceRoutes: Sendable {
             let format = try WireFormat.forRequest(contentType: request.headers["content-type"])
             let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: format)
             var decoded = try format.decodeInferRequest(body, headers: request.headers, model: model, selector: selector)
-            if decoded.id == nil { decoded.id = requestID }
+            if decoded.id == nil {
+                decoded.id = requestID
+            } else if let id = decoded.id, request.headers["x-request-id"] == nil {
+                // The body's id names the request when no header does.
+                common.replaceOrAdd(name: "x-request-id", value: id)
+            }
             decoded.deadline = try Self.deadline(request.headers)
             if let key = request.headers["apus-routing-key"] { decoded.routingKey = key }
             let (served, variant, assignment) = try choose(decoded, model: model, selector: selector)

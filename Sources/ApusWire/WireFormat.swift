@@ -55,7 +55,7 @@ public enum WireFormat: Sendable, Equatable {
             }
             return try KServeJSONCodec.decodeRequest(body, jsonLength: jsonLength, model: model, version: selector)
         case .protobuf:
-            throw ApusError(.unsupportedMediaType, "pending")
+            return try ProtobufCodec.decodeRequest(body, model: model, selector: selector)
         }
     }
 
@@ -70,7 +70,7 @@ public enum WireFormat: Sendable, Equatable {
             }
             return response
         case .protobuf:
-            return .error(ApusError(.unsupportedMediaType, "pending"))
+            return Response(status: 200, headers: HTTPFields([("content-type", Self.protobufContentType)]), body: ProtobufCodec.encodeResponse(answer))
         }
     }
 
@@ -79,7 +79,7 @@ public enum WireFormat: Sendable, Equatable {
         case .json:
             return .error(error)
         case .protobuf:
-            return .error(error)
+            return Response(status: error.code.httpStatus, headers: HTTPFields([("content-type", Self.protobufContentType)]), body: ProtobufCodec.encodeError(error))
         }
     }
 }

@@ -1,0 +1,136 @@
+import ApusCore
+import ApusInference
+import ApusRuntime
+import Foundation
+import SwiftProtobuf
+
+/// The Apus binary protocol (`proto-spec/apus/v1/inference.proto`): `InferRequest` in,
+/// `InferResponse` or `Error` out. Tensors carry raw little-endian contents, checked against
+/// their shape and datatype with a 400 naming the tensor. The generated types stay internal.
+/// Stateless; thread-safe.
+public enum ProtobufCodec {
+    /// Nested messages deeper than this are refused before they can exhaust the stack.
+    static let decodingOptions: BinaryDecodingOptions = {
+        var options = BinaryDecodingOptions()
+        options.messageDepthLimit = 16
+        options.discardUnknownFields = true
+        return options
+    }()
+
+    public static func decodeRequest(_ body: [UInt8], model: String, selector: VersionSelector?) throws -> InferRequest {
+        let message: Apus_V1_InferRequest
+        do {
+            message = try Apus_V1_InferRequest(serializedBytes: body, options: decodingOptions)
+        } catch {
+            throw ApusError(.badRequest, "the body is not a valid apus.v1.InferRequest (\(error))")
+        }
+        if !message.model.isEmpty, message.model != model {
+            throw ApusError(.badRequest, "model: the body names \(message.model), the path \(model)")
+        }
+        if !message.version.isEmpty, !message.label.isEmpty {
+            throw ApusError(.badRequest, "version and label: give at most one")
+        }
+        var bodySelector: VersionSelector?
+        if !message.version.isEmpty {
+            guard let v = Int(message.version), v >= 0 else { throw ApusError(.badRequest, "version: \(message.version) is not a version number") }
+            bodySelector = .version(v)
+        } else if !message.label.isEmpty {
+            bodySelector = .label(message.label)
+        }
+        if let selector, let bodySelector, selector != bodySelector {
+            throw ApusError(.badRequest, "version: the body asks for \(bodySelector), the path for \(selector)")
+        }
+        guard !message.inputs.isEmpty else { throw ApusError(.badRequest, "inputs: at least one tensor is required") }
+        let inputs = try message.inputs.enumerated().map { index, tensor in
+            InferRequest.Input(name: tensor.name, tensor: try decodeTensor(tensor, index: index))
+        }
+        var requested: [String: Bool] = [:]
+        for name in message.outputs { requested[name] = true }
+        return InferRequest(model: model, version: selector ?? bodySelector, id: message.id.isEmpty ? nil : message.id,
+                            routingKey: message.routingKey.isEmpty ? nil : message.routingKey, inputs: inputs, requestedOutputs: requested)
+    }
+
+    static func decodeTensor(_ tensor: Apus_V1_Tensor, index: Int) throws -> Tensor {
+        let name = tensor.name.isEmpty ? "inputs[\(index)]" : "input \(tensor.name)"
+        guard !tensor.name.isEmpty else { throw ApusError(.badRequest, "inputs[\(index)].name is empty") }
+        var count = 1
+        for dim in tensor.shape {
+            guard dim >= 0, dim < 1 << 31 else { throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension") }
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(dim))
+            guard !overflow, product <= 100_000_000 else { throw ApusError(.payloadTooLarge, "\(name): shape \(tensor.shape) is too large") }
+            count = product
+        }
+        let shape = tensor.shape.map { Int($0) }
+        let typeName = Self.name(tensor.datatype)
+        let raw = tensor.rawContents
+        let width: Int
+        switch tensor.datatype {
+        case .bool: width = 1
+        case .int32, .fp32: width = 4
+        case .int64, .fp64: width = 8
+        default: throw ApusError(.badRequest, "\(name): datatype \(typeName) is not supported (BOOL, INT32, INT64, FP32, FP64)")
+        }
+        guard raw.count == count * width else {
+            throw ApusError(.badRequest, "\(name): shape \(tensor.shape) of \(typeName) needs \(count * width) bytes of raw_contents, got \(raw.count)")
+        }
+        let data: Tensor.Data = raw.withUnsafeBytes { bytes in
+            func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
+                (0..<count).map { T(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * width, as: T.self)) }
+            }
+            switch tensor.datatype {
+            case .bool: return .bool(bytes.map { $0 != 0 })
+            case .int32: return .int32(load(Int32.self))
+            case .int64: return .int64(load(Int64.self))
+            case .fp32: return .float32(load(UInt32.self).map { Float(bitPattern: $0) })
+            default: return .float64(load(UInt64.self).map { Double(bitPattern: $0) })
+            }
+        }
+        return try Tensor(shape: shape, data: data)
+    }
+
+    static func name(_ type: Apus_V1_DataType) -> String {
+        switch type {
+        case .bool: "BOOL"
+        case .int32: "INT32"
+        case .int64: "INT64"
+        case .fp32: "FP32"
+        case .fp64: "FP64"
+        case .unspecified: "DATATYPE_UNSPECIFIED"
+        case .UNRECOGNIZED(let n): "unknown (\(n))"
+        }
+    }
+
+    static func encodeTensor(name: String, _ tensor: Tensor) -> Apus_V1_Tensor {
+        var out = Apus_V1_Tensor()
+        out.name = name
+        out.shape = tensor.shape.map { Int64($0) }
+        switch tensor.data {
+        case .float32: out.datatype = .fp32
+        case .float64: out.datatype = .fp64
+        case .int64: out.datatype = .int64
+        case .int32: out.datatype = .int32
+        case .bool: out.datatype = .bool
+        case .string: out.datatype = .unspecified
+        }
+        out.rawContents = Data(KServeJSONCodec.rawBytes(tensor))
+        return out
+    }
+
+    public static func encodeResponse(_ answer: InferResponse) -> [UInt8] {
+        var message = Apus_V1_InferResponse()
+        message.model = answer.model
+        message.version = String(answer.version)
+        message.variant = answer.variant ?? ""
+        message.id = answer.id ?? ""
+        message.outputs = answer.outputs.map { encodeTensor(name: $0.name, $0.tensor) }
+        message.classLabels = answer.classLabels ?? []
+        return (try? message.serializedBytes()) ?? []
+    }
+
+    public static func encodeError(_ error: ApusError) -> [UInt8] {
+        var message = Apus_V1_Error()
+        message.code = error.code.rawValue
+        message.message = error.message
+        return (try? message.serializedBytes()) ?? []
+    }
+}
