@@ -23,6 +23,7 @@ let package = Package(
     products: [
         .executable(name: "apus", targets: ["apus"]),
         .library(name: "ApusCore", targets: ["ApusCore"]),
+        .library(name: "ApusClient", targets: ["ApusClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -84,6 +85,15 @@ let package = Package(
             ],
             swiftSettings: releaseSettings
         ),
+        // The client library (h2c on nghttp2's client session): CLI, tests, load-test harness.
+        .target(
+            name: "ApusClient",
+            dependencies: [
+                "ApusCore", "ApusInference", "ApusRuntime", "ApusTransport", "ApusWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "ApusServer",
             dependencies: [
@@ -100,6 +110,7 @@ let package = Package(
         .executableTarget(
             name: "apus",
             dependencies: [
+                "ApusClient",
                 "ApusServer",
                 "ApusTransport",
                 "ApusInference",

@@ -79,7 +79,7 @@ public enum KServeJSONCodec {
         }
     }
 
-    static func jsonTensor(_ data: JSONValue, datatype: String, shape: [Int], count: Int, name: String) throws -> Tensor {
+    public static func jsonTensor(_ data: JSONValue, datatype: String, shape: [Int], count: Int, name: String) throws -> Tensor {
         var flat: [JSONValue] = []
         flat.reserveCapacity(count)
         try flatten(data, into: &flat, name: name)
@@ -117,7 +117,7 @@ public enum KServeJSONCodec {
         return try Tensor(shape: shape, data: tensorData)
     }
 
-    static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], name: String) throws -> Tensor {
+    public static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], name: String) throws -> Tensor {
         let count = shape.reduce(1, *)
         let size: Int
         switch datatype {
@@ -186,7 +186,7 @@ public enum KServeJSONCodec {
         return (header + binary, header.count)
     }
 
-    static func appendData(_ data: Tensor.Data, to json: inout String) {
+    public static func appendData(_ data: Tensor.Data, to json: inout String) {
         switch data {
         case .float32(let v): json += v.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ",")
         case .float64(let v): json += v.map { JSONValue.format($0) }.joined(separator: ",")

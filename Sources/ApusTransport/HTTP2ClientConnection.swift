@@ -1,0 +1,371 @@
+import ApusCore
+import CNghttp2
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A request as the client sends it.
+public struct ClientRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var authority: String
+    public var headers: HTTPFields
+    public var body: [UInt8]
+
+    public init(method: String = "POST", path: String, authority: String = "localhost", headers: HTTPFields = HTTPFields(), body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.authority = authority
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A response as the client received it.
+public struct ClientResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPFields
+    public var body: [UInt8]
+}
+
+/// One h2c (prior knowledge) client connection on an nghttp2 client session: many concurrent
+/// streams, requests beyond the server's MAX_CONCURRENT_STREAMS queued by nghttp2 until a stream
+/// frees up.
+///
+/// Threading: `send` may be called from any thread; it hops to the connection's event loop,
+/// where the session lives. Completions run on that event loop (keep them short). If the
+/// connection closes, every unanswered request fails once. Thread-safe.
+public final class HTTP2ClientConnection: Sendable {
+    private let channel: any Channel
+    private let handler: NIOLoopBound<HTTP2ClientHandler>
+
+    public typealias Completion = @Sendable (Result<ClientResponse, ApusError>) -> Void
+
+    private init(channel: any Channel, handler: NIOLoopBound<HTTP2ClientHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Connects and starts the HTTP/2 session (preface and SETTINGS are sent at once).
+    public static func connect(host: String, port: Int, group: any EventLoopGroup, streamWindow: Int = 16 << 20) async throws -> HTTP2ClientConnection {
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port).get()
+        let handler = try await channel.eventLoop.submit { () -> NIOLoopBound<HTTP2ClientHandler> in
+            let handler = HTTP2ClientHandler(streamWindow: streamWindow)
+            try channel.pipeline.syncOperations.addHandler(handler)
+            return NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        }.get()
+        return HTTP2ClientConnection(channel: channel, handler: handler)
+    }
+
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// Sends `request`; `completion` runs once with the response or the failure.
+    public func send(_ request: ClientRequest, completion: @escaping Completion) {
+        if channel.eventLoop.inEventLoop {
+            handler.value.submit(request, completion: completion)
+        } else {
+            let handler = self.handler
+            channel.eventLoop.execute { handler.value.submit(request, completion: completion) }
+        }
+    }
+
+    public func send(_ request: ClientRequest) async throws -> ClientResponse {
+        try await withCheckedThrowingContinuation { continuation in
+            send(request) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Whether the connection can still take requests (open, no GOAWAY received).
+    public var isUsable: Bool {
+        get async {
+            guard channel.isActive else { return false }
+            let handler = self.handler
+            return (try? await channel.eventLoop.submit { !handler.value.goAwayReceived }.get()) ?? false
+        }
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// The nghttp2 client session on one channel. Event-loop confined.
+final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Stream {
+        var status = 0
+        var headers = HTTPFields()
+        var body: [UInt8] = []
+        var requestBody: [UInt8]
+        var offset = 0
+        var completion: HTTP2ClientConnection.Completion
+    }
+
+    private var session: OpaquePointer?
+    private var streams: [Int32: Stream] = [:]
+    private var context: ChannelHandlerContext?
+    private let streamWindow: Int
+    private(set) var goAwayReceived = false
+    private var failure: ApusError?
+    /// Completions recorded by callbacks, run after `mem_recv` returns: a completion may send the
+    /// next request, which must not re-enter the session from inside its callback.
+    private var finished: [(HTTP2ClientConnection.Completion, Result<ClientResponse, ApusError>)] = []
+
+    init(streamWindow: Int) {
+        self.streamWindow = streamWindow
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        do {
+            try createSession()
+        } catch {
+            failure = error as? ApusError ?? ApusError(.internalError, "\(error)")
+            context.close(promise: nil)
+            return
+        }
+        flush()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown(ApusError(.unavailable, "the connection was closed"))
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        teardown(failure ?? ApusError(.unavailable, "the server closed the connection"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failure = ApusError(.unavailable, "connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func teardown(_ error: ApusError) {
+        runFinished()
+        let pending = streams
+        streams.removeAll()
+        if let session {
+            nghttp2_session_del(session)
+            self.session = nil
+        }
+        for (_, stream) in pending { stream.completion(.failure(error)) }
+    }
+
+    private func createSession() throws {
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
+            throw ApusError(.internalError, "nghttp2_session_callbacks_new failed")
+        }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, clientOnHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, clientOnFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, clientOnDataChunkRecv)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, clientOnStreamClose)
+        var created: OpaquePointer?
+        let rv = nghttp2_session_client_new(&created, callbacks, Unmanaged.passUnretained(self).toOpaque())
+        guard rv == 0, let created else { throw ApusError(.internalError, "nghttp2_session_client_new failed: \(HTTP2ServerHandler.errorString(rv))") }
+        session = created
+        var settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(clamping: streamWindow)),
+        ]
+        let srv = nghttp2_submit_settings(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        guard srv == 0 else { throw ApusError(.internalError, "nghttp2_submit_settings failed: \(HTTP2ServerHandler.errorString(srv))") }
+        let wrv = nghttp2_session_set_local_window_size(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(clamping: max(streamWindow, 1 << 20) * 4))
+        guard wrv == 0 else { throw ApusError(.internalError, "nghttp2_session_set_local_window_size failed: \(HTTP2ServerHandler.errorString(wrv))") }
+    }
+
+    func submit(_ request: ClientRequest, completion: @escaping HTTP2ClientConnection.Completion) {
+        guard let session, !goAwayReceived else {
+            completion(.failure(failure ?? ApusError(.unavailable, goAwayReceived ? "the server is shutting down this connection (GOAWAY)" : "the connection is closed")))
+            return
+        }
+        var storage: [UInt8] = []
+        var spans: [(Int, Int, Int, Int)] = []
+        func append(_ name: String, _ value: String) {
+            let n = storage.count
+            storage.append(contentsOf: name.utf8)
+            let v = storage.count
+            storage.append(contentsOf: value.utf8)
+            spans.append((n, v - n, v, storage.count - v))
+        }
+        append(":method", request.method)
+        append(":scheme", "http")
+        append(":authority", request.authority)
+        append(":path", request.path)
+        if !request.body.isEmpty { append("content-length", String(request.body.count)) }
+        for field in request.headers where field.name != "content-length" && field.name != "host" && field.name != "connection" {
+            append(field.name, field.value)
+        }
+        let hasBody = !request.body.isEmpty
+        let streamID = storage.withUnsafeMutableBufferPointer { raw -> Int32 in
+            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
+                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+                for (i, span) in spans.enumerated() {
+                    (nvBase + i).initialize(to: nghttp2_nv(name: base + span.0, value: base + span.2, namelen: span.1, valuelen: span.3,
+                                                           flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                }
+                if hasBody {
+                    var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
+                    return nghttp2_submit_request(session, nil, nvBase, spans.count, &provider, nil)
+                }
+                return nghttp2_submit_request(session, nil, nvBase, spans.count, nil, nil)
+            }
+        }
+        guard streamID > 0 else {
+            completion(.failure(ApusError(.internalError, "nghttp2_submit_request failed: \(HTTP2ServerHandler.errorString(streamID))")))
+            return
+        }
+        streams[streamID] = Stream(requestBody: request.body, completion: completion)
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session else { return }
+        let buffer = unwrapInboundIn(data)
+        let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+            return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        runFinished()
+        if rv < 0 {
+            failure = ApusError(.unavailable, "HTTP/2 protocol error from the server: \(HTTP2ServerHandler.errorString(rv))")
+            context.close(promise: nil)
+            return
+        }
+        flush()
+    }
+
+    private func runFinished() {
+        while !finished.isEmpty {
+            let batch = finished
+            finished.removeAll()
+            for (completion, result) in batch { completion(result) }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush()
+    }
+
+    private func flush() {
+        guard let session, let context else { return }
+        var buffer: ByteBuffer?
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 {
+                failure = ApusError(.internalError, "nghttp2_session_mem_send failed: \(HTTP2ServerHandler.errorString(n))")
+                context.close(promise: nil)
+                return
+            }
+            guard n > 0, let data else { break }
+            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: max(n, 4096)) }
+            buffer?.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+        if let buffer { context.writeAndFlush(NIOAny(buffer), promise: nil) }
+    }
+
+    // MARK: Callback targets (record only; never re-enter the session)
+
+    fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        guard streams[streamID] != nil else { return }
+        let n = String(decoding: name, as: UTF8.self)
+        let v = String(decoding: value, as: UTF8.self)
+        if n == ":status" {
+            streams[streamID]?.status = Int(v) ?? 0
+        } else {
+            streams[streamID]?.headers.appendLowercased(name: n, value: v)
+        }
+    }
+
+    fileprivate func onData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        streams[streamID]?.body.append(contentsOf: bytes)
+    }
+
+    fileprivate func onGoAway() {
+        goAwayReceived = true
+    }
+
+    fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if errorCode == 0, stream.status > 0 {
+            finished.append((stream.completion, .success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body))))
+        } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
+            finished.append((stream.completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))
+        } else {
+            finished.append((stream.completion, .failure(ApusError(.unavailable, "the stream was reset (error code \(errorCode))"))))
+        }
+    }
+
+    fileprivate func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard var stream = streams[streamID] else {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return 0
+        }
+        let n = min(length, stream.requestBody.count - stream.offset)
+        stream.requestBody.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress, n > 0 { buffer.update(from: base + stream.offset, count: n) }
+        }
+        stream.offset += n
+        if stream.offset >= stream.requestBody.count {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            stream.requestBody = []
+        }
+        streams[streamID] = stream
+        return n
+    }
+}
+
+// MARK: - nghttp2 client callbacks
+
+private func clientHandler(_ userData: UnsafeMutableRawPointer?) -> HTTP2ClientHandler? {
+    guard let userData else { return nil }
+    return Unmanaged<HTTP2ClientHandler>.fromOpaque(userData).takeUnretainedValue()
+}
+
+private func clientOnHeader(
+    _ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
+    _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, let handler = clientHandler(userData) else { return 0 }
+    handler.onHeader(streamID: frame.pointee.hd.stream_id, name: UnsafeBufferPointer(start: name, count: nameLength),
+                     value: UnsafeBufferPointer(start: value, count: valueLength))
+    return 0
+}
+
+private func clientOnFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let frame, let handler = clientHandler(userData) else { return 0 }
+    if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue { handler.onGoAway() }
+    return 0
+}
+
+private func clientOnDataChunkRecv(
+    _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    clientHandler(userData)?.onData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func clientOnStreamClose(_ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    clientHandler(userData)?.onStreamClose(streamID: streamID, errorCode: errorCode)
+    return 0
+}
+
+private func clientReadBody(
+    _ session: OpaquePointer?, _ streamID: Int32, _ buffer: UnsafeMutablePointer<UInt8>?, _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let buffer, let flags, let handler = clientHandler(userData) else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    return handler.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+}
