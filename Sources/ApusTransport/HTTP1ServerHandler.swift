@@ -22,6 +22,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     /// Bumped per request so a late answer to an old request is ignored.
     private var generation: Int64 = 0
     private var sink: LoopResponseSink?
+    /// The byte observer below the HTTP codec: errors that end the connection are written
+    /// through it as raw bytes, because NIO's pipelining handler (rightly) refuses a response to
+    /// a request it never saw (a slowloris head that never finished). Weak: the pipeline owns it.
+    weak var rawOutput: HTTP1ByteObserver?
     private var readPending = false
     private var remoteAddress = "unknown"
 
@@ -132,8 +136,13 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         case .respondWithErrorAndClose(let status, let message):
             stats.limitRejections.add(1)
             let code = ApusError.Code.allCases.first { $0.httpStatus == status } ?? .badRequest
-            write(.error(ApusError(code, message)), keepAlive: false, context: context).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+            let response = Response.error(ApusError(code, message))
+            if let rawOutput {
+                rawOutput.writeAndClose(Self.serialize(response))
+            } else {
+                write(response, keepAlive: false, context: context).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
             }
         case .close(let reason):
             logger.debug("closing HTTP/1 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
@@ -160,6 +169,17 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         if let action {
             written.assumeIsolated().whenComplete { _ in self.run(action, context: context) }
         }
+    }
+
+    /// A complete `connection: close` HTTP/1.1 response as bytes.
+    static func serialize(_ response: Response) -> [UInt8] {
+        let reason = HTTPResponseStatus(statusCode: response.status).reasonPhrase
+        var head = "HTTP/1.1 \(response.status) \(reason)\r\n"
+        for field in response.headers where field.name != "content-length" && field.name != "connection" {
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        head += "content-length: \(response.body.count)\r\nconnection: close\r\n\r\n"
+        return Array(head.utf8) + response.body
     }
 
     @discardableResult
@@ -190,12 +210,31 @@ final class HTTP1ByteObserver: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private let handler: HTTP1ServerHandler
+    typealias OutboundOut = ByteBuffer
 
-    init(handler: HTTP1ServerHandler) { self.handler = handler }
+    private let handler: HTTP1ServerHandler
+    private var context: ChannelHandlerContext?
+
+    init(handler: HTTP1ServerHandler) {
+        self.handler = handler
+        handler.rawOutput = self
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         handler.bytesReceived()
         context.fireChannelRead(data)
+    }
+
+    /// Writes `bytes` below the HTTP codec, then closes the connection.
+    func writeAndClose(_ bytes: [UInt8]) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }

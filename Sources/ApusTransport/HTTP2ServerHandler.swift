@@ -131,6 +131,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunkRecv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+        // Unknown frame types are skipped by nghttp2 without any callback unless registered as
+        // user extensions; registered, they reach on_begin_frame and count as junk. Payloads are
+        // dropped (chunk callback does nothing, unpack cancels the frame).
+        nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(callbacks, h2OnExtensionChunk)
+        nghttp2_session_callbacks_set_unpack_extension_callback(callbacks, h2UnpackExtension)
 
         var option: OpaquePointer?
         guard nghttp2_option_new(&option) == 0, let option else {
@@ -143,6 +148,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         nghttp2_option_set_max_continuations(option, 16)
         nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+        for type in UInt8(10)...UInt8(255) { nghttp2_option_set_user_recv_extension_type(option, type) }
 
         var created: OpaquePointer?
         let rv = nghttp2_session_server_new2(&created, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
@@ -559,4 +565,18 @@ private func h2ReadBody(
 ) -> Int {
     guard let buffer, let flags, let handler = handler(userData) else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
     return handler.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+}
+
+private func h2OnExtensionChunk(
+    _ session: OpaquePointer?, _ hd: UnsafePointer<nghttp2_frame_hd>?, _ data: UnsafePointer<UInt8>?, _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    0
+}
+
+private func h2UnpackExtension(
+    _ session: OpaquePointer?, _ payload: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ hd: UnsafePointer<nghttp2_frame_hd>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    NGHTTP2_ERR_CANCEL.rawValue
 }

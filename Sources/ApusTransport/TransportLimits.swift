@@ -4,7 +4,9 @@
 /// result (status or GOAWAY code). Durations are nanoseconds so the state machines stay free of
 /// any clock type. Value type, immutable once the server starts.
 public struct TransportLimits: Sendable, Equatable {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise; extra streams are refused (RST_STREAM REFUSED_STREAM).
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise. Streams beyond it opened before the client
+    /// acknowledged our SETTINGS are refused (RST_STREAM REFUSED_STREAM); after the ACK a client
+    /// exceeding it breaks the protocol: GOAWAY PROTOCOL_ERROR (nghttp2's rule).
     public var maxConcurrentStreams: Int = 100
     /// Total bytes of one request's header names plus values (HPACK-decoded); over it: 431.
     public var maxHeaderListBytes: Int = 16 * 1024
@@ -22,7 +24,7 @@ public struct TransportLimits: Sendable, Equatable {
     /// A connection with no open request for this long is closed (HTTP/2: GOAWAY NO_ERROR first).
     public var idleTimeoutNanos: Int64 = 60_000_000_000
     /// From a request's first header byte to its last (slowloris headers). HTTP/1.1: 408;
-    /// HTTP/2: GOAWAY PROTOCOL_ERROR (an open header block blocks the whole connection).
+    /// HTTP/2: GOAWAY ENHANCE_YOUR_CALM (an open header block blocks the whole connection).
     public var headerTimeoutNanos: Int64 = 10_000_000_000
     /// From a request's headers to the end of its body (slow body): 408.
     public var bodyTimeoutNanos: Int64 = 30_000_000_000

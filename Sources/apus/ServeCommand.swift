@@ -37,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; extra streams are refused (RST_STREAM REFUSED_STREAM).")
+    @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; extra streams before the client ACKs it: RST_STREAM REFUSED_STREAM, after: GOAWAY PROTOCOL_ERROR.")
     var maxConcurrentStreams = 100
 
     @Option(help: "Max bytes of a request's header names and values; over it: 431.")
