@@ -22,6 +22,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "apus", targets: ["apus"]),
+        .executable(name: "apus-loadtest", targets: ["apus-loadtest"]),
         .library(name: "ApusCore", targets: ["ApusCore"]),
         .library(name: "ApusClient", targets: ["ApusClient"]),
     ],
@@ -31,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -122,6 +124,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The load-test harness (loadtest/): a library (testable) and its executable.
+        .target(
+            name: "ApusLoadTest",
+            dependencies: [
+                "ApusCore", "ApusInference", "ApusRuntime", "ApusTransport", "ApusWire",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "loadtest/Sources/ApusLoadTest"
+        ),
+        .executableTarget(
+            name: "apus-loadtest",
+            dependencies: [
+                "ApusLoadTest", "ApusCore", "ApusInference", "ApusRuntime", "ApusTransport", "ApusWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "loadtest/Sources/apus-loadtest"
+        ),
+        .testTarget(name: "ApusLoadTestTests", dependencies: ["ApusLoadTest", "ApusCore"]),
         .testTarget(name: "ApusCoreTests", dependencies: ["ApusCore"]),
         .testTarget(
             name: "ApusRuntimeTests",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Apus needs on Debian, only when missing.
 #   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, pkg-config
-#   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, Python h2/httpx/pytest
+#   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, protoc, Prometheus + promtool,
+#                                    Python h2/httpx/pytest/numpy/protobuf/mmh3
 set -euo pipefail
 
 need_apt=()
@@ -10,7 +11,7 @@ for pkg in libnghttp2-dev zlib1g-dev pkg-config; do
     have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [[ "${1:-}" == "--test" ]]; then
-    for pkg in curl nghttp2-client nghttp2-server python3-pip; do
+    for pkg in curl nghttp2-client nghttp2-server python3-pip protobuf-compiler prometheus; do
         have_pkg "$pkg" || { [[ "$pkg" == python3-pip ]] && command -v pip3 >/dev/null; } || need_apt+=("$pkg")
     done
 fi
@@ -26,6 +27,9 @@ if [[ "${1:-}" == "--test" ]]; then
     python3 -c "import h2, hyperframe" 2>/dev/null || missing_py+=(h2 hyperframe)
     python3 -c "import httpx" 2>/dev/null || missing_py+=(httpx)
     python3 -c "import pytest" 2>/dev/null || missing_py+=(pytest)
+    python3 -c "import numpy" 2>/dev/null || missing_py+=(numpy)
+    python3 -c "import google.protobuf" 2>/dev/null || missing_py+=(protobuf)
+    python3 -c "import mmh3" 2>/dev/null || missing_py+=(mmh3)
     if ((${#missing_py[@]})); then
         echo "installing Python packages: ${missing_py[*]}" >&2
         python3 -m pip install -q "${missing_py[@]}"

@@ -196,7 +196,18 @@ public struct InferenceRoutes: Sendable {
         let labels = (entry?.labels ?? [:]).sorted { $0.key < $1.key }.map { "\(JSONString.quote($0.key)):\"\($0.value)\"" }.joined(separator: ",")
         var json = "{\"name\":\(JSONString.quote(model)),\"versions\":[\(versions)],\"platform\":\"onnx\""
         json += ",\"inputs\":[\(tensors(served.manifest.inputs))],\"outputs\":[\(tensors(outputs))]"
-        json += ",\"parameters\":{\"version\":\"\(served.version)\",\"labels\":{\(labels)}}}"
+        json += ",\"parameters\":{\"version\":\"\(served.version)\",\"labels\":{\(labels)}"
+        // Per-feature [min, max] of the reference sample: load generators and clients use it
+        // to make realistic inputs.
+        if let reference = served.reference, reference.shape.count == 2, let values = try? reference.floats(), reference.shape[0] > 0 {
+            let width = reference.shape[1]
+            let ranges = (0..<width).map { f -> String in
+                let column = stride(from: f, to: values.count, by: width).map { values[$0] }.filter { !$0.isNaN }
+                return "[\(JSONValue.format(Double(column.min() ?? 0))),\(JSONValue.format(Double(column.max() ?? 1)))]"
+            }
+            json += ",\"feature_ranges\":[\(ranges.joined(separator: ","))]"
+        }
+        json += "}}"
         var response = Response.json(200, json)
         response.headers.add(name: "apus-model-version", value: String(served.version))
         return response

@@ -1,0 +1,246 @@
+import ApusCore
+import ApusTransport
+import Dispatch
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What to send and how: open loop (a target rate, latency from intended send times) or closed
+/// loop (a fixed number of requests in flight per connection).
+public struct LoadPlan: Sendable {
+    public enum Mode: Sendable, Equatable {
+        case open(rate: Double, arrival: ArrivalSchedule.Kind)
+        case closed
+    }
+
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var method = "POST"
+    public var path = "/v2/health/live"
+    public var headers = HTTPFields()
+    /// Request bodies, used round-robin (pre-encoded so the generator does no encoding).
+    public var bodies: [[UInt8]] = [[]]
+    public var connections = 1
+    /// Max requests in flight per connection.
+    public var streams = 32
+    public var mode: Mode = .closed
+    public var durationSeconds: Double? = 10
+    public var maxRequests: Int?
+    public var warmupSeconds: Double = 0
+    public var users: Int?
+    public var zipfExponent: Double?
+    public var seed: UInt64 = 1
+    /// How long to wait for requests still in flight when the run ends.
+    public var drainSeconds: Double = 10
+
+    public init() {}
+}
+
+/// Runs a `LoadPlan` on HTTP/2 connections of the client library and returns the report.
+///
+/// Each connection is driven on its own event loop by a `ConnectionDriver` (no locks on the hot
+/// path); recorders are merged at the end. Thread-safe to call; one run at a time per instance.
+public enum LoadGenerator {
+    public static func run(_ plan: LoadPlan, threads: Int = 1, progress: (@Sendable (Int, Double) -> Void)? = nil) async throws -> LoadReport {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        do {
+            let report = try await run(plan, group: group, progress: progress)
+            try? await group.shutdownGracefully()
+            return report
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    static func run(_ plan: LoadPlan, group: MultiThreadedEventLoopGroup, progress: (@Sendable (Int, Double) -> Void)?) async throws -> LoadReport {
+        var connections: [HTTP2ClientConnection] = []
+        for _ in 0..<max(1, plan.connections) {
+            connections.append(try await HTTP2ClientConnection.connect(host: plan.host, port: plan.port, group: group))
+        }
+        let completed = ProgressCounter()
+        let start = DispatchTime.now().uptimeNanoseconds
+        let recordFrom = start + UInt64(plan.warmupSeconds * 1e9)
+        let stopAt = plan.durationSeconds.map { recordFrom + UInt64($0 * 1e9) }
+        let perConnectionRequests = plan.maxRequests.map { ($0 + plan.connections - 1) / max(1, plan.connections) }
+        let recorders = try await withThrowingTaskGroup(of: LoadRecorder.self) { tasks in
+            for (index, connection) in connections.enumerated() {
+                tasks.addTask {
+                    try await withCheckedThrowingContinuation { continuation in
+                        connection.eventLoop.execute {
+                            let driver = ConnectionDriver(connection: connection, plan: plan, index: index, start: start, recordFrom: recordFrom,
+                                                          stopAt: stopAt, maxRequests: perConnectionRequests, completed: completed) { recorder in
+                                continuation.resume(returning: recorder)
+                            }
+                            driver.begin()
+                        }
+                    }
+                }
+            }
+            let reporter = Task {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(1))
+                    progress?(completed.value.load(ordering: .relaxed), Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+            }
+            var all: [LoadRecorder] = []
+            for try await recorder in tasks { all.append(recorder) }
+            reporter.cancel()
+            return all
+        }
+        let end = DispatchTime.now().uptimeNanoseconds
+        for connection in connections { await connection.close() }
+        var merged = LoadRecorder()
+        for recorder in recorders { merged.merge(recorder) }
+        let measured = Double(end - min(recordFrom, end)) / 1e9
+        var offered: Double?
+        if case .open(let rate, _) = plan.mode { offered = rate }
+        return LoadReport(recorder: merged, durationSeconds: measured, offeredRate: offered)
+    }
+}
+
+/// Drives one connection on its event loop: sends per the plan, records each answer.
+/// Event-loop confined (created and used only there).
+final class ConnectionDriver {
+    let connection: HTTP2ClientConnection
+    let plan: LoadPlan
+    let loop: any EventLoop
+    let start: UInt64
+    let recordFrom: UInt64
+    let stopAt: UInt64?
+    let maxRequests: Int?
+    let completed: ProgressCounter
+    let finish: (LoadRecorder) -> Void
+
+    var recorder = LoadRecorder()
+    var schedule: ArrivalSchedule?
+    var keys: KeyChooser?
+    var issued = 0
+    var inflight = 0
+    var bodyIndex: Int
+    /// Open loop: intended send times that could not go yet (all streams busy).
+    var backlog: [UInt64] = []
+    var backlogHead = 0
+    var nextIntended: UInt64 = 0
+    var stopped = false
+    var finished = false
+
+    init(connection: HTTP2ClientConnection, plan: LoadPlan, index: Int, start: UInt64, recordFrom: UInt64, stopAt: UInt64?, maxRequests: Int?,
+         completed: ProgressCounter, finish: @escaping (LoadRecorder) -> Void) {
+        self.connection = connection
+        self.plan = plan
+        self.loop = connection.eventLoop
+        self.start = start
+        self.recordFrom = recordFrom
+        self.stopAt = stopAt
+        self.maxRequests = maxRequests
+        self.completed = completed
+        self.finish = finish
+        self.bodyIndex = index
+        if case .open(let rate, let kind) = plan.mode {
+            schedule = ArrivalSchedule(kind: kind, rate: rate / Double(max(1, plan.connections)), seed: plan.seed &+ UInt64(index) &* 7919)
+        }
+        if let users = plan.users { keys = KeyChooser(users: users, zipfExponent: plan.zipfExponent, seed: plan.seed &+ UInt64(index)) }
+    }
+
+    func begin() {
+        if schedule != nil {
+            nextIntended = start + (schedule?.nextOffsetNanos() ?? 0)
+            tick()
+        } else {
+            for _ in 0..<max(1, plan.streams) where canIssue(now: DispatchTime.now().uptimeNanoseconds) {
+                send(intended: DispatchTime.now().uptimeNanoseconds)
+            }
+            finishIfDone()
+        }
+    }
+
+    func canIssue(now: UInt64) -> Bool {
+        if stopped { return false }
+        if let maxRequests, issued >= maxRequests { stopped = true; return false }
+        if let stopAt, now >= stopAt { stopped = true; return false }
+        return true
+    }
+
+    /// Open loop: move every due intended time into sends (or the backlog), then sleep until
+    /// the next one.
+    func tick() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        while nextIntended <= now, canIssue(now: nextIntended) {
+            backlog.append(nextIntended)
+            issued += 1
+            nextIntended = start + (schedule?.nextOffsetNanos() ?? 0)
+        }
+        drainBacklog()
+        if canIssue(now: nextIntended) {
+            let wait = nextIntended > now ? nextIntended - now : 0
+            loop.scheduleTask(in: .nanoseconds(Int64(max(wait, 20_000)))) { [self] in tick() }
+        } else {
+            finishIfDone()
+        }
+    }
+
+    func drainBacklog() {
+        while backlogHead < backlog.count, inflight < plan.streams {
+            let intended = backlog[backlogHead]
+            backlogHead += 1
+            transmit(intended: intended)
+        }
+        if backlogHead > 4096, backlogHead * 2 > backlog.count {
+            backlog.removeFirst(backlogHead)
+            backlogHead = 0
+        }
+    }
+
+    func send(intended: UInt64) {
+        issued += 1
+        transmit(intended: intended)
+    }
+
+    func transmit(intended: UInt64) {
+        inflight += 1
+        var headers = plan.headers
+        if keys != nil, let key = keys?.next() { headers.add(name: "apus-routing-key", value: key) }
+        let body = plan.bodies[bodyIndex % plan.bodies.count]
+        bodyIndex &+= 1
+        let request = ClientRequest(method: plan.method, path: plan.path, authority: "\(plan.host):\(plan.port)", headers: headers, body: body)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        connection.send(request) { result in
+            bound.value.answered(intended: intended, result: result)
+        }
+    }
+
+    func answered(intended: UInt64, result: Result<ClientResponse, ApusError>) {
+        inflight -= 1
+        let now = DispatchTime.now().uptimeNanoseconds
+        if intended >= recordFrom {
+            switch result {
+            case .success(let response):
+                recorder.record(latencyNanos: now - intended, status: response.status, variant: response.headers["apus-variant"],
+                                version: response.headers["apus-model-version"])
+            case .failure(let error):
+                recorder.record(latencyNanos: now - intended, status: nil, variant: nil, version: nil, error: error.message)
+            }
+            completed.value.add(1, ordering: .relaxed)
+        }
+        if schedule != nil {
+            drainBacklog()
+        } else if canIssue(now: now) {
+            send(intended: now)
+        }
+        finishIfDone()
+    }
+
+    func finishIfDone() {
+        guard !finished, stopped || (maxRequests.map { issued >= $0 } ?? false) else { return }
+        if inflight == 0, backlogHead >= backlog.count {
+            finished = true
+            finish(recorder)
+        }
+    }
+}
+
+/// Answers recorded so far, across connections, for the progress line. Thread-safe.
+final class ProgressCounter: Sendable {
+    let value = Atomic<Int>(0)
+}

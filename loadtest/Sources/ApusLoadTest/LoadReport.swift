@@ -1,0 +1,122 @@
+import Foundation
+import Histogram
+
+/// What one connection observed; merged into a `LoadReport` at the end. Not thread-safe: each
+/// connection owns one on its event loop.
+public struct LoadRecorder: Sendable {
+    public var latency = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+    public var succeeded = 0
+    public var failed = 0
+    public var statuses: [Int: Int] = [:]
+    /// Transport failures (reset, refused, connection lost) by message.
+    public var errors: [String: Int] = [:]
+    public var variants: [String: Int] = [:]
+    public var versions: [String: Int] = [:]
+
+    public init() {}
+
+    public mutating func record(latencyNanos: UInt64, status: Int?, variant: String?, version: String?, error: String? = nil) {
+        _ = latency.record(max(1, latencyNanos))
+        if let status {
+            statuses[status, default: 0] += 1
+            if (200..<300).contains(status) { succeeded += 1 } else { failed += 1 }
+        } else {
+            failed += 1
+            errors[error ?? "transport error", default: 0] += 1
+        }
+        if let variant { variants[variant, default: 0] += 1 }
+        if let version { versions[version, default: 0] += 1 }
+    }
+
+    public mutating func merge(_ other: LoadRecorder) {
+        latency.add(other.latency)
+        succeeded += other.succeeded
+        failed += other.failed
+        statuses.merge(other.statuses, uniquingKeysWith: +)
+        errors.merge(other.errors, uniquingKeysWith: +)
+        variants.merge(other.variants, uniquingKeysWith: +)
+        versions.merge(other.versions, uniquingKeysWith: +)
+    }
+}
+
+/// The result of a run: latency percentiles, throughput, errors by status, and the observed
+/// A/B split against the configured one. Renders as a table and as JSON. Value type.
+public struct LoadReport: Sendable {
+    public var recorder: LoadRecorder
+    public var durationSeconds: Double
+    public var offeredRate: Double?
+    /// Configured variant weights (fractions), when the model has a split.
+    public var configuredSplit: [String: Double]
+
+    public init(recorder: LoadRecorder, durationSeconds: Double, offeredRate: Double?, configuredSplit: [String: Double] = [:]) {
+        self.recorder = recorder
+        self.durationSeconds = durationSeconds
+        self.offeredRate = offeredRate
+        self.configuredSplit = configuredSplit
+    }
+
+    public var total: Int { recorder.succeeded + recorder.failed }
+    public var failed: Int { recorder.failed }
+    public var throughput: Double { durationSeconds > 0 ? Double(total) / durationSeconds : 0 }
+    public var errorRate: Double { total > 0 ? Double(recorder.failed) / Double(total) : 0 }
+    public var meanLatencyNanos: Double { recorder.latency.mean }
+
+    public func latencyNanos(percentile: Double) -> UInt64 {
+        guard recorder.latency.totalCount > 0 else { return 0 }
+        return percentile >= 100 ? recorder.latency.max : recorder.latency.valueAtPercentile(percentile)
+    }
+
+    static func format(nanos: UInt64) -> String {
+        let d = Double(nanos)
+        if d < 1e3 { return "\(nanos)ns" }
+        if d < 1e6 { return String(format: "%.1fus", d / 1e3) }
+        if d < 1e9 { return String(format: "%.2fms", d / 1e6) }
+        return String(format: "%.3fs", d / 1e9)
+    }
+
+    public static let percentiles: [Double] = [50, 90, 99, 99.9, 100]
+
+    public var table: String {
+        var lines: [String] = []
+        lines.append(String(format: "requests %d in %.2fs: %.0f req/s%@", total, durationSeconds, throughput,
+                            offeredRate.map { String(format: " (offered %.0f req/s)", $0) } ?? ""))
+        lines.append(String(format: "succeeded %d, failed %d (error rate %.4f%%)", recorder.succeeded, recorder.failed, errorRate * 100))
+        lines.append("latency  " + Self.percentiles.map { p in "\(p == 100 ? "max" : "p" + Self.trim(p))=\(Self.format(nanos: latencyNanos(percentile: p)))" }.joined(separator: "  "))
+        if !recorder.statuses.isEmpty {
+            lines.append("status   " + recorder.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "  "))
+        }
+        for (message, count) in recorder.errors.sorted(by: { $0.value > $1.value }) { lines.append("error    \(count) x \(message)") }
+        if !recorder.versions.isEmpty {
+            lines.append("versions " + recorder.versions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "  "))
+        }
+        let answered = recorder.variants.values.reduce(0, +)
+        if answered > 0 {
+            lines.append("variant  observed  configured")
+            for name in Set(recorder.variants.keys).union(configuredSplit.keys).sorted() {
+                let observed = Double(recorder.variants[name] ?? 0) / Double(answered)
+                let configured = configuredSplit[name].map { String(format: "%.2f%%", $0 * 100) } ?? "-"
+                lines.append(String(format: "  %@  %.2f%%  %@", name, observed * 100, configured))
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func trim(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
+
+    /// Machine-readable summary for CI.
+    public var json: [String: Any] {
+        var latency: [String: Double] = [:]
+        for p in Self.percentiles { latency[p == 100 ? "max_us" : "p\(Self.trim(p))_us"] = Double(latencyNanos(percentile: p)) / 1e3 }
+        latency["mean_us"] = meanLatencyNanos / 1e3
+        var out: [String: Any] = [
+            "requests": total, "succeeded": recorder.succeeded, "failed": recorder.failed,
+            "duration_s": durationSeconds, "throughput_rps": throughput, "error_rate": errorRate,
+            "latency": latency,
+            "statuses": Dictionary(uniqueKeysWithValues: recorder.statuses.map { (String($0.key), $0.value) }),
+            "errors": recorder.errors, "variants": recorder.variants, "versions": recorder.versions,
+        ]
+        if let offeredRate { out["offered_rps"] = offeredRate }
+        if !configuredSplit.isEmpty { out["configured_split"] = configuredSplit }
+        return out
+    }
+}
