@@ -57,7 +57,11 @@ public enum PayloadBuilder {
                     let row = (p * rows + r) % sourceRows
                     values.append(contentsOf: source[(row * width)..<((row + 1) * width)])
                 } else {
-                    for (lo, hi) in ranges { values.append(lo + Float(rng.nextUnit()) * (hi - lo)) }
+                    for (lo, hi) in ranges {
+                        // In Double: edge-value samples can span the whole Float range.
+                        let v = Double(lo) + rng.nextUnit() * (Double(hi) - Double(lo))
+                        values.append(Float(max(-Double(Float.greatestFiniteMagnitude), min(Double(Float.greatestFiniteMagnitude), v))))
+                    }
                 }
             }
             let tensor = try BundleLoader.cast(try Tensor(shape: [rows, width], data: .float32(values)), to: Tensor.ElementType(rawValue: datatype) ?? .float32)
