@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Serving benchmarks, side by side in one run (issue figures): the server pinned to core 0, the
+load generator (h2load) to core 1, loopback only, every run bounded.
+
+  1. transport: Apus GET /v2/health/live vs nghttpd serving a small file (h2c, h2load).
+  2. serving overhead: batch-1 protobuf infer on logreg_binary and rf_binary vs nghttpd; the
+     rf_binary time per request is compared with nghttpd's plus 1.3x the runtime's single-row
+     forest time (apus bench-kernels, batch 1, same run).
+  3. peers: the same rf_binary requests (JSON, HTTP/1.1, h2load --h1) against FastAPI+uvicorn
+     with scikit-learn (an equivalent RandomForestClassifier(100, max_depth=10) trained here)
+     and with onnxruntime on the same ONNX file; Apus answers the same JSON.
+  4. dynamic batching: 64 concurrent single-row streams on the MLP, max_batch_size 64 vs 1,
+     and p50 latency at 1 stream.
+
+    scripts/bench-serving.py [--seconds 5] [--skip-peers]
+
+Needs a release build (run here), h2load/nghttpd (nghttp2-client/-server), and from PyPI:
+fastapi, uvicorn, scikit-learn, onnxruntime, numpy (installed when missing).
+"""
+import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZOO = os.path.join(ROOT, "Tests/ApusRuntimeTests/Fixtures/zoo")
+APUS = os.path.join(ROOT, ".build/release/apus")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def h2load(url, seconds, clients=4, streams=32, body=None, headers=(), h1=False, threads=1):
+    cmd = ["taskset", "-c", "1", "h2load", "-t", str(threads), "-c", str(clients), "-m", str(streams), "-D", str(seconds), "--warm-up-time", "1"]
+    if h1:
+        cmd.append("--h1")
+    for h in headers:
+        cmd += ["-H", h]
+    if body:
+        cmd += ["-d", body]
+    cmd.append(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"finished in .*?, ([\d.]+) req/s", out).group(1))
+    failed = int(re.search(r"(\d+) failed", out).group(1))
+    ok2xx = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    return {"rps": rps, "failed": failed, "2xx": ok2xx, "mean_request_time": mean.group(1) if mean else None}
+
+
+class Proc:
+    def __init__(self, cmd, port, env=None, cwd=None):
+        self.port = port
+        self.p = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        wait_port(port)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(15)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def make_repo(tmp, models):
+    repo = os.path.join(tmp, "repo")
+    for name, zoo, batching in models:
+        out = os.path.join(repo, name, "1")
+        subprocess.run([APUS, "bundle", "create", "--onnx", os.path.join(ZOO, zoo, "model.onnx"), "--reference",
+                        os.path.join(ZOO, zoo, "inputs.npy"), "--out", out, "--name", name, "--version", "1"], check=True, capture_output=True)
+        if batching:
+            with open(os.path.join(repo, name, "model.json"), "w") as f:
+                json.dump({"batching": batching}, f)
+    return repo
+
+
+def protobuf_body(tmp, rows):
+    sys.path.insert(0, tmp)
+    subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto-spec"), f"--python_out={tmp}", os.path.join(ROOT, "proto-spec/apus/v1/inference.proto")], check=True)
+    from apus.v1 import inference_pb2 as pb
+    import numpy as np
+    req = pb.InferRequest()
+    req.inputs.add(name="input", datatype=pb.FP32, shape=list(rows.shape), raw_contents=np.ascontiguousarray(rows, np.float32).tobytes())
+    path = os.path.join(tmp, f"body-{rows.shape[0]}.pb")
+    open(path, "wb").write(req.SerializeToString())
+    return path
+
+
+def ensure(packages):
+    missing = []
+    for module, package in packages:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *missing])
+
+
+FASTAPI_APP = r'''
+import json, os, numpy as np
+from fastapi import FastAPI, Request
+app = FastAPI()
+MODE = os.environ["PEER_MODE"]
+if MODE == "sklearn":
+    import joblib
+    model = joblib.load(os.environ["PEER_MODEL"])
+    predict = lambda x: model.predict_proba(x)
+else:
+    import onnxruntime as ort
+    o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
+    sess = ort.InferenceSession(os.environ["PEER_MODEL"], o, providers=["CPUExecutionProvider"])
+    predict = lambda x: sess.run(None, {"input": x})[1]
+@app.post("/v2/models/churn/infer")
+async def infer(request: Request):
+    body = await request.json()
+    t = body["inputs"][0]
+    x = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
+    p = np.asarray(predict(x), dtype=np.float32)
+    return {"model_name": "churn", "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": list(p.shape), "data": p.reshape(-1).tolist()}]}
+'''
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--skip-peers", action="store_true")
+    args = ap.parse_args()
+    subprocess.run(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, check=True)
+    ensure([("numpy", "numpy")])
+    import numpy as np
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(tmp, [("logreg", "logreg_binary", None), ("churn", "rf_binary", None),
+                               ("mlp", "mlp_3class", {"max_batch_size": 64, "max_queue_delay_us": 200}),
+                               ("mlp1", "mlp_3class", {"max_batch_size": 1})])
+        row = np.load(os.path.join(ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32)
+        row = np.nan_to_num(row)
+        pb1 = protobuf_body(tmp, row)
+        small = os.path.join(tmp, "small.txt")
+        open(small, "w").write('{"live":true}')
+        pbh = ["content-type: application/x-protobuf"]
+
+        # nghttpd baseline.
+        nport = free_port()
+        nghttpd = Proc(["nghttpd", "--no-tls", "-d", tmp, str(nport)], nport)
+        base = h2load(f"http://127.0.0.1:{nport}/small.txt", args.seconds)
+        nghttpd.stop()
+
+        aport = free_port()
+        apus = Proc([APUS, "serve", "--port", str(aport), "--threads", "1", "--model-repository", repo, "--log-level", "warning"], aport)
+        health = h2load(f"http://127.0.0.1:{aport}/v2/health/live", args.seconds)
+        logreg = h2load(f"http://127.0.0.1:{aport}/v2/models/logreg/infer", args.seconds, body=pb1, headers=pbh)
+        rf = h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh)
+        # Dynamic batching: 64 concurrent single-row streams on the MLP.
+        batched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
+        unbatched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp1/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
+        one_b = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp/infer", args.seconds, clients=1, streams=1, body=pb1, headers=pbh)
+        one_u = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp1/infer", args.seconds, clients=1, streams=1, body=pb1, headers=pbh)
+        apus.stop()
+
+        # The runtime's own single-row forest time.
+        kernel = subprocess.run(["taskset", "-c", "0", APUS, "bench-kernels", "--model", os.path.join(ZOO, "rf_binary/model.onnx"),
+                                 "--inputs", os.path.join(ZOO, "rf_binary/inputs.npy"), "--batches", "1", "--seconds", str(min(args.seconds, 3))],
+                                capture_output=True, text=True, check=True).stdout
+        kernel_rows = json.loads(kernel.strip().splitlines()[-1])["rows_per_s"]
+        t_ng = 1 / base["rps"]
+        t_rf = 1 / rf["rps"]
+        t_kernel = 1 / kernel_rows
+        results.update({
+            "nghttpd_small_file": base, "apus_health": health, "apus_logreg_pb": logreg, "apus_rf_pb": rf,
+            "ratio_health_vs_nghttpd": health["rps"] / base["rps"],
+            "ratio_logreg_vs_nghttpd": logreg["rps"] / base["rps"],
+            "rf_time_per_request_us": t_rf * 1e6, "nghttpd_time_per_request_us": t_ng * 1e6, "rf_kernel_row_us": t_kernel * 1e6,
+            "rf_budget_us": (t_ng + 1.3 * t_kernel) * 1e6, "rf_within_budget": t_rf <= t_ng + 1.3 * t_kernel,
+            "mlp_64_streams_batched": batched, "mlp_64_streams_max_batch_1": unbatched,
+            "batching_gain": batched["rps"] / unbatched["rps"],
+            "mlp_1_stream_batched": one_b, "mlp_1_stream_max_batch_1": one_u,
+            "p50_proxy_1_stream_added_us": (1 / one_b["rps"] - 1 / one_u["rps"]) * 1e6,
+        })
+
+        if not args.skip_peers:
+            ensure([("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("sklearn", "scikit-learn"), ("onnxruntime", "onnxruntime"), ("joblib", "joblib")])
+            from sklearn.datasets import make_classification
+            from sklearn.ensemble import RandomForestClassifier
+            import joblib
+            X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+            joblib.dump(RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1).fit(X, y), os.path.join(tmp, "rf.joblib"))
+            open(os.path.join(tmp, "peer.py"), "w").write(FASTAPI_APP)
+            jbody = os.path.join(tmp, "body.json")
+            json.dump({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": row.reshape(-1).tolist()}]}, open(jbody, "w"))
+            jh = ["content-type: application/json"]
+            for mode, model in (("sklearn", os.path.join(tmp, "rf.joblib")), ("onnxruntime", os.path.join(ZOO, "rf_binary/model.onnx"))):
+                port = free_port()
+                env = dict(os.environ, PEER_MODE=mode, PEER_MODEL=model, OMP_NUM_THREADS="1")
+                peer = Proc([sys.executable, "-m", "uvicorn", "peer:app", "--port", str(port), "--log-level", "warning", "--no-access-log"], port, env=env, cwd=tmp)
+                results[f"fastapi_{mode}"] = h2load(f"http://127.0.0.1:{port}/v2/models/churn/infer", args.seconds, clients=4, streams=1, body=jbody, headers=jh, h1=True)
+                peer.stop()
+            aport = free_port()
+            apus = Proc([APUS, "serve", "--port", str(aport), "--threads", "1", "--model-repository", repo, "--log-level", "warning"], aport)
+            results["apus_rf_json_h1"] = h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, clients=4, streams=1, body=jbody, headers=jh, h1=True)
+            results["apus_rf_pb_h2"] = h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh)
+            apus.stop()
+            for mode in ("sklearn", "onnxruntime"):
+                results[f"ratio_apus_pb_h2_vs_fastapi_{mode}"] = results["apus_rf_pb_h2"]["rps"] / results[f"fastapi_{mode}"]["rps"]
+                results[f"ratio_apus_json_h1_vs_fastapi_{mode}"] = results["apus_rf_json_h1"]["rps"] / results[f"fastapi_{mode}"]["rps"]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
