@@ -38,7 +38,10 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     /// The first value of the field called `name` (case-insensitive), if any.
     public subscript(_ name: String) -> String? {
+        // Callers almost always ask with a literal lower-case name: compare as given first.
+        for field in fields where field.name == name { return field.value }
         let lower = Self.lowercased(name)
+        guard lower != name else { return nil }
         return fields.first { $0.name == lower }?.value
     }
 

@@ -27,7 +27,7 @@ public struct Response: Sendable, Equatable {
     public static func error(_ error: ApusError) -> Response {
         var response = json(error.code.httpStatus, error.jsonBody)
         if let retry = error.retryAfterSeconds {
-            response.headers.add(name: "retry-after", value: String(retry))
+            response.headers.appendLowercased(name: "retry-after", value: String(retry))
         }
         return response
     }

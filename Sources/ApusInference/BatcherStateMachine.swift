@@ -40,13 +40,20 @@ struct BatcherStateMachine<ID: Hashable & Sendable> {
         self.configuration = configuration
     }
 
-    mutating func enqueue(id: ID, rows: Int, deadline: UInt64?, now: UInt64) -> [Action] {
+    /// A request arrives. `dispatch: false` only queues it (the caller is in a burst of
+    /// arrivals and calls `release` at its end, so the burst forms one batch).
+    mutating func enqueue(id: ID, rows: Int, deadline: UInt64?, now: UInt64, dispatch: Bool = true) -> [Action] {
         if queuedRows + rows > configuration.maxQueueRows, !queue.isEmpty {
             return [.reject(id)]
         }
         queue.append(Item(id: id, rows: rows, enqueuedAt: now, deadline: deadline))
         queuedRows += rows
-        return drain(now: now)
+        return dispatch ? drain(now: now) : []
+    }
+
+    /// The end of a burst of held arrivals: decide as if they had arrived together.
+    mutating func release(now: UInt64) -> [Action] {
+        drain(now: now)
     }
 
     /// A batch finished: its slot is free.

@@ -43,14 +43,22 @@ final class DynamicBatcher: Sendable {
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: @escaping @Sendable () -> Bool, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+        // Inside a burst (an event loop dispatching one socket read), hold the request and decide
+        // once at the burst's end, so the burst runs as one batch with one hand-off.
+        let hold = WakeupCoalescer.isBatching
         let actions = state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
             let id = state.nextID
             state.nextID += 1
             let now = Self.now()
             state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion, enqueuedAt: now)
-            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now)
+            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold)
         }
         perform(actions)
+        if hold {
+            _ = WakeupCoalescer.defer(key: self) { [self] in
+                perform(state.withLock { $0.machine.release(now: Self.now()) })
+            }
+        }
     }
 
     private func perform(_ actions: [BatcherStateMachine<UInt64>.Action]) {
@@ -87,6 +95,11 @@ final class DynamicBatcher: Sendable {
     }
 
     private func run(_ items: [Work]) {
+        // Answers of this batch reach each connection with one wake-up.
+        WakeupCoalescer.batch { runBatch(items) }
+    }
+
+    private func runBatch(_ items: [Work]) {
         // Cancelled requests (stream reset, client gone) leave here without running.
         var live: [Work] = []
         for item in items {

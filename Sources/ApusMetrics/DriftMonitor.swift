@@ -20,7 +20,15 @@ public final class DriftMonitor: Sendable {
     struct Reservoir {
         var columns: [[Float]]
         var seen = 0
-        var generator = SystemRandomNumberGenerator()
+        /// xorshift64*: sampling needs speed, not secrecy (the system generator is a syscall).
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+        mutating func next(below bound: Int) -> Int {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return Int((state &* 0x2545_F491_4F6C_DD1D) % UInt64(bound))
+        }
     }
 
     public let capacity: Int
@@ -47,7 +55,7 @@ public final class DriftMonitor: Sendable {
                 if r.columns[0].count < capacity {
                     slot = -1
                 } else {
-                    let pick = Int.random(in: 0..<r.seen, using: &r.generator)
+                    let pick = r.next(below: r.seen)
                     guard pick < capacity else { continue }
                     slot = pick
                 }

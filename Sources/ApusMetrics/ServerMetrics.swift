@@ -27,6 +27,35 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     ]
     static let rowBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 
+    /// Collectors by label values: creating one through the registry validates names and
+    /// builds label strings, far too slow for every request.
+    private struct Collectors {
+        var requests: [RequestKey: Counter] = [:]
+        var requestDuration: [String: DurationHistogram] = [:]
+        var perVersion: [VersionKey: VersionCollectors] = [:]
+    }
+
+    struct RequestKey: Hashable {
+        var model: String
+        var version: Int
+        var variant: String
+        var codeClass: Int
+    }
+
+    struct VersionKey: Hashable {
+        var model: String
+        var version: Int
+    }
+
+    struct VersionCollectors {
+        var queue: DurationHistogram
+        var compute: DurationHistogram
+        var rows: ValueHistogram
+        var requests: ValueHistogram
+    }
+
+    private let collectors = Mutex(Collectors())
+
     public init(drift: DriftMonitor = DriftMonitor()) {
         self.drift = drift
     }
@@ -38,25 +67,45 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     // MARK: - Observers (request path)
 
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
-        let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
-        registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels).increment()
-        registry.makeDurationHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival at the route to its answer."),
-                                       labels: [("model", model)], buckets: Self.latencyBuckets)
-            .recordNanoseconds(Int64(clamping: durationNanos))
+        let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
+        let (counter, histogram) = collectors.withLock { c -> (Counter, DurationHistogram) in
+            let counter = c.requests[key] ?? {
+                let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
+                let made = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
+                c.requests[key] = made
+                return made
+            }()
+            let histogram = c.requestDuration[model] ?? {
+                let made = registry.makeDurationHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival at the route to its answer."),
+                                                          labels: [("model", model)], buckets: Self.latencyBuckets)
+                c.requestDuration[model] = made
+                return made
+            }()
+            return (counter, histogram)
+        }
+        counter.increment()
+        histogram.recordNanoseconds(Int64(clamping: durationNanos))
     }
 
     public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {
-        let labels = [("model", model), ("version", String(version))]
-        let queue = registry.makeDurationHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
-                                                   labels: labels, buckets: Self.latencyBuckets)
-        for wait in queueWaitNanos { queue.recordNanoseconds(Int64(clamping: wait)) }
-        registry.makeDurationHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
-                                       labels: labels, buckets: Self.latencyBuckets)
-            .recordNanoseconds(Int64(clamping: computeNanos))
-        registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets)
-            .record(Double(rows))
-        registry.makeValueHistogram(descriptor: Self.descriptor("batch_requests", "count", "Requests per executed batch."), labels: labels, buckets: Self.rowBuckets)
-            .record(Double(queueWaitNanos.count))
+        let key = VersionKey(model: model, version: version)
+        let set = collectors.withLock { c -> VersionCollectors in
+            if let hit = c.perVersion[key] { return hit }
+            let labels = [("model", model), ("version", String(version))]
+            let made = VersionCollectors(
+                queue: registry.makeDurationHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
+                                                      labels: labels, buckets: Self.latencyBuckets),
+                compute: registry.makeDurationHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
+                                                        labels: labels, buckets: Self.latencyBuckets),
+                rows: registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets),
+                requests: registry.makeValueHistogram(descriptor: Self.descriptor("batch_requests", "count", "Requests per executed batch."), labels: labels, buckets: Self.rowBuckets))
+            c.perVersion[key] = made
+            return made
+        }
+        for wait in queueWaitNanos { set.queue.recordNanoseconds(Int64(clamping: wait)) }
+        set.compute.recordNanoseconds(Int64(clamping: computeNanos))
+        set.rows.record(Double(rows))
+        set.requests.record(Double(queueWaitNanos.count))
     }
 
     public func requestDropped(model: String, version: Int, reason: DropReason) {

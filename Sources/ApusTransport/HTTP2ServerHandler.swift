@@ -183,6 +183,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Requests of one read reach the batchers together: one hand-off to the workers.
+        WakeupCoalescer.batch { process(context: context, data: data) }
+    }
+
+    private func process(context: ChannelHandlerContext, data: NIOAny) {
         guard let session, !closing else { return }
         now = Self.now()
         let buffer = unwrapInboundIn(data)
@@ -389,6 +394,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     func deliver(_ response: Response, token: Int64) {
         answer(streamID: Int32(truncatingIfNeeded: token), response: response)
+    }
+
+    func deliverAll(_ answers: [(Response, Int64)]) {
+        let wasBatching = batching
+        batching = true
+        for (response, token) in answers { answer(streamID: Int32(truncatingIfNeeded: token), response: response) }
+        batching = wasBatching
+        if !batching { flush() }
     }
 
     /// A responder's answer, on the loop.

@@ -39,8 +39,8 @@ public enum Compression {
         guard let compressed = try? deflate(response.body, encoding: encoding) else { return response }
         var out = response
         out.body = compressed
-        out.headers.add(name: "content-encoding", value: encoding.rawValue)
-        out.headers.add(name: "vary", value: "accept-encoding")
+        out.headers.appendLowercased(name: "content-encoding", value: encoding.rawValue)
+        out.headers.appendLowercased(name: "vary", value: "accept-encoding")
         return out
     }
 

@@ -22,6 +22,9 @@ public enum WireFormat: Sendable, Equatable {
     /// which is accepted as JSON too since KServe clients rarely set it). Others: 415.
     public static func forRequest(contentType: String?) throws -> WireFormat {
         guard let contentType else { return .json }
+        // Fast paths: the exact values clients send.
+        if contentType == protobufContentType { return .protobuf }
+        if contentType == KServeJSONCodec.contentType { return .json }
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? ""
         switch mediaType {
         case "application/json", "application/x-www-form-urlencoded", "", "application/octet-stream", "text/plain": return .json
@@ -33,7 +36,9 @@ public enum WireFormat: Sendable, Equatable {
 
     /// The reply format from `Accept`, falling back to the request's.
     public static func forReply(accept: String?, request: WireFormat) -> WireFormat {
-        guard let accept else { return request }
+        guard let accept, accept != "*/*" else { return request }
+        if accept == protobufContentType { return .protobuf }
+        if accept == KServeJSONCodec.contentType { return .json }
         let types = accept.split(separator: ",").map { $0.split(separator: ";").first.map { $0.trimmingSpaces().lowercased() } ?? "" }
         if types.contains(where: { $0 == "application/x-protobuf" || $0 == "application/protobuf" }) {
             if request == .json, types.contains("application/json") { return .json }
