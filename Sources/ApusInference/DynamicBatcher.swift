@@ -42,23 +42,37 @@ final class DynamicBatcher: Sendable {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: @escaping @Sendable () -> Bool, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
+                completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
         // Inside a burst (an event loop dispatching one socket read), hold the request and decide
         // once at the burst's end, so the burst runs as one batch with one hand-off.
         let hold = WakeupCoalescer.isBatching
-        let actions = state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
+        let (id, actions) = state.withLock { state -> (UInt64, [BatcherStateMachine<UInt64>.Action]) in
             let id = state.nextID
             state.nextID += 1
             let now = Self.now()
             state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion, enqueuedAt: now)
-            return state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold)
+            return (id, state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold))
         }
         perform(actions)
+        // A reset stream or closed connection takes its request out of the queue at once.
+        cancellation?.onCancel { [weak self] in self?.cancel(id: id) }
         if hold {
             _ = WakeupCoalescer.defer(key: self) { [self] in
                 perform(state.withLock { $0.machine.release(now: Self.now()) })
             }
         }
+    }
+
+    /// Removes a queued request (no effect once it runs) and answers it.
+    func cancel(id: UInt64) {
+        let work = state.withLock { state -> Work? in
+            guard state.machine.cancel(id: id) else { return nil }
+            return state.work.removeValue(forKey: id)
+        }
+        guard let work else { return }
+        observer?.requestDropped(model: model, version: version, reason: .cancelled)
+        work.completion(.failure(ApusError(.requestTimeout, "the client cancelled the request")))
     }
 
     private func perform(_ actions: [BatcherStateMachine<UInt64>.Action]) {

@@ -47,14 +47,14 @@ public final class InferenceService: Sendable {
 
     /// Runs `request` on `served` (already resolved, so the caller can report who serves).
     public func infer(_ request: InferRequest, on served: ServedVersion, variant: String? = nil,
-                      isCancelled: @escaping @Sendable () -> Bool,
+                      isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
                       completion: @escaping @Sendable (Result<InferResponse, ApusError>) -> Void) {
         let outputSpecs = served.compiled.outputs
         for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {
             completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
             return
         }
-        served.submit(request, isCancelled: isCancelled) { result in
+        served.submit(request, isCancelled: isCancelled, cancellation: cancellation) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(error))

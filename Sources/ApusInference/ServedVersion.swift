@@ -48,7 +48,8 @@ public final class ServedVersion: Sendable {
 
     /// Validates the request against the model's inputs and queues it. `completion` runs once, on
     /// a worker thread.
-    func submit(_ request: InferRequest, isCancelled: @escaping @Sendable () -> Bool, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+    func submit(_ request: InferRequest, isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
+                completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
         let feeds: [Tensor]
         do {
             feeds = try orderedFeeds(request)
@@ -60,7 +61,7 @@ public final class ServedVersion: Sendable {
             return
         }
         inflight.add(1, ordering: .relaxed)
-        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled) { [self] result in
+        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled, cancellation: cancellation) { [self] result in
             inflight.subtract(1, ordering: .releasing)
             completion(result)
         }

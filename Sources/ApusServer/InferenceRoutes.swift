@@ -125,7 +125,7 @@ public struct InferenceRoutes: Sendable {
                     ? Set(served.compiled.outputs.map(\.name)) : [])
             let acceptEncoding = request.headers["accept-encoding"]
             let common = common
-            service.infer(decoded, on: served, variant: variant, isCancelled: { context.isCancelled }) { result in
+            service.infer(decoded, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
                     var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs)
@@ -322,7 +322,7 @@ public struct InferenceRoutes: Sendable {
             var inferRequest = InferRequest(model: model, id: requestID, routingKey: routingKey, inputs: [.init(name: input.name, tensor: tensor)])
             inferRequest.deadline = try Self.deadline(request.headers)
             let common = common
-            service.infer(inferRequest, on: served, variant: variant, isCancelled: { context.isCancelled }) { result in
+            service.infer(inferRequest, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
                     var response = Response.json(200, PredictEncoding.encode(answer, single: single))

@@ -214,6 +214,36 @@ final class ModelRepositoryTests: XCTestCase {
             for (a, b) in zip(got, expected[i]) { XCTAssertEqual(a, b, accuracy: 1e-5, "request \(i)") }
         }
     }
+
+    func testACancelledQueuedRequestLeavesTheQueueAtOnceAndNeverRuns() throws {
+        try writeBundle(version: 1)
+        let repository = makeRepository()
+        repository.reload()
+        let served = try XCTUnwrap(repository.snapshot.models["churn"]?.defaultVersion)
+        let service = InferenceService(repository: repository)
+        let input = try Tensor(shape: [1, 20], data: .float32(Array(repeating: 0.5, count: 20)))
+        let release = DispatchSemaphore(value: 0)
+        let first = expectation(description: "first answered")
+        // The first request occupies the only worker slot (blocked in its isCancelled check).
+        service.infer(InferRequest(model: "churn", inputs: [.init(name: "input", tensor: input)]), on: served,
+                      isCancelled: { release.wait(); return false }) { _ in first.fulfill() }
+        let context = RequestContext(remoteAddress: "test")
+        let ran = ResultBox(count: 1)
+        let second = expectation(description: "second answered")
+        service.infer(InferRequest(model: "churn", inputs: [.init(name: "input", tensor: input)]), on: served,
+                      isCancelled: { context.isCancelled }, cancellation: context) { result in
+            ran.set(0, result)
+            second.fulfill()
+        }
+        XCTAssertEqual(served.queuedRows, 1)
+        context.cancel()
+        wait(for: [second], timeout: 5)
+        XCTAssertEqual(served.queuedRows, 0)
+        guard case .failure(let error)? = ran.get(0) else { return XCTFail("a cancelled request must not run") }
+        XCTAssertEqual(error.code, .requestTimeout)
+        release.signal()
+        wait(for: [first], timeout: 5)
+    }
 }
 
 final class ResultBox: @unchecked Sendable {
