@@ -63,7 +63,7 @@ let package = Package(
             dependencies: ["ApusInference", .product(name: "Logging", package: "swift-log")]
         ),
         // A/B splitting and canary rollouts: stable MurmurHash3 bucketing of routing keys.
-        .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference"]),
+        .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference", .product(name: "Logging", package: "swift-log")]),
         // Prometheus /metrics and feature drift (Kolmogorov-Smirnov against the bundle's sample).
         .target(
             name: "ApusMetrics",
@@ -143,6 +143,9 @@ let package = Package(
             ],
             path: "loadtest/Sources/apus-loadtest"
         ),
+        // Fuzz targets for the two decoders (scripts/fuzz.sh); plain builds are corpus runners.
+        .executableTarget(name: "fuzz-json", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzJSON"),
+        .executableTarget(name: "fuzz-protobuf", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzProtobuf"),
         .testTarget(name: "ApusLoadTestTests", dependencies: ["ApusLoadTest", "ApusCore"]),
         .testTarget(name: "ApusCoreTests", dependencies: ["ApusCore"]),
         .testTarget(
@@ -156,7 +159,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ApusMetricsTests", dependencies: ["ApusMetrics", "ApusInference", "ApusRuntime"]),
-        .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference"]),
+        .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference", "ApusCore", "ApusRuntime"]),
         .testTarget(
             name: "ApusTransportTests",
             dependencies: [

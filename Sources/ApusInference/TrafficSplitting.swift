@@ -14,4 +14,8 @@ public struct VariantChoice: Sendable, Equatable {
 /// Implemented by the A/B module; the routes only ask it.
 public protocol TrafficSplitting: Sendable {
     func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice?
+    /// The version that gets a copy of the model's traffic (answers discarded), if any.
+    func shadow(model: String, snapshot: RepositorySnapshot) -> VersionSelector?
+    /// A shadow copy finished (its answer is discarded; only counted).
+    func shadowFinished(model: String, failed: Bool)
 }

@@ -120,7 +120,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     // MARK: - Scrape
 
     /// The whole exposition. `repository`, `transport`, `splitter` may be nil (not running).
-    public func render(repository: ModelRepository?, transport: TransportStats?, splitter: TrafficSplitter?) -> [UInt8] {
+    public func render(repository: ModelRepository?, transport: TransportStats?, splitter: TrafficSplitter?,
+                       outcomes: OutcomeTracker? = nil, canary: CanaryController? = nil) -> [UInt8] {
         var out: [UInt8] = []
         registry.emit(into: &out)
         var text = ""
@@ -176,6 +177,47 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
                 }
             }
             family("apus_ab_assignments_total", "counter", "Requests assigned to an A/B variant, by routing-key hash or at random (no key).", samples)
+            var shadows: [(String, String)] = [], shadowFailures: [(String, String)] = []
+            for (model, counts) in splitter.shadows.sorted(by: { $0.key < $1.key }) {
+                shadows.append((labels([("model", model)]), String(counts.sent)))
+                shadowFailures.append((labels([("model", model)]), String(counts.failed)))
+            }
+            family("apus_shadow_requests_total", "counter", "Copies of requests sent to a shadow version (answers discarded).", shadows)
+            family("apus_shadow_failures_total", "counter", "Shadow copies that failed.", shadowFailures)
+        }
+        if let outcomes {
+            var count: [(String, String)] = [], correct: [(String, String)] = [], error: [(String, String)] = []
+            for (model, variants) in outcomes.totals.sorted(by: { $0.key < $1.key }) {
+                for (variant, totals) in variants.sorted(by: { $0.key < $1.key }) {
+                    let l = labels([("model", model), ("variant", variant)])
+                    count.append((l, String(totals.outcomes)))
+                    correct.append((l, String(totals.correct)))
+                    error.append((l, Self.number(totals.absoluteErrorSum)))
+                }
+            }
+            family("apus_ab_outcomes_total", "counter", "Feedback outcomes joined to served predictions, per variant.", count)
+            family("apus_ab_outcomes_correct_total", "counter", "Outcomes where the classifier's label was right.", correct)
+            family("apus_ab_outcomes_absolute_error_sum", "counter", "Sum of |prediction - truth| over outcomes.", error)
+        }
+        if let canary {
+            var weight: [(String, String)] = [], steps: [(String, String)] = [], state: [(String, String)] = []
+            for status in canary.all.sorted(by: { $0.model < $1.model }) {
+                let l = labels([("model", status.model), ("canary", status.policy.canary)])
+                weight.append((l, String(status.canaryWeight)))
+                steps.append((l, String(status.steps)))
+                let name: String
+                switch status.state {
+                case .running: name = "running"
+                case .promoted: name = "promoted"
+                case .rolledBack: name = "rolled_back"
+                }
+                for s in ["running", "promoted", "rolled_back"] {
+                    state.append((labels([("model", status.model), ("canary", status.policy.canary), ("state", s)]), s == name ? "1" : "0"))
+                }
+            }
+            family("apus_canary_weight_basis_points", "gauge", "Share of traffic given to the canary, in basis points.", weight)
+            family("apus_canary_steps_total", "counter", "Canary progression steps taken (advances and rollbacks).", steps)
+            family("apus_canary_state", "gauge", "1 for the state of each model's canary progression.", state)
         }
         if let transport {
             family("apus_connections_open", "gauge", "Client connections currently open.", [("", String(transport.currentConnections))])

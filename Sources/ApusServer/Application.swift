@@ -23,6 +23,7 @@ public final class Application: Sendable {
 
     public init(configuration: HTTPServer.Configuration, repository: ModelRepository? = nil,
                 splitter: TrafficSplitter? = nil, metrics: ServerMetrics? = nil,
+                outcomes: OutcomeTracker? = nil, canary: CanaryController? = nil,
                 extraRoutes: [(method: String, path: String, handler: Router.Handler)] = [],
                 logger: Logger) {
         let readiness = self.readiness
@@ -32,7 +33,9 @@ public final class Application: Sendable {
         if let repository {
             let service = InferenceService(repository: repository)
             self.service = service
-            prefixes = InferenceRoutes(service: service, splitter: splitter, observer: metrics, maxBodyBytes: configuration.limits.maxBodyBytes).prefixRoutes()
+            let observers: [any RequestObserver] = [metrics as (any RequestObserver)?, canary as (any RequestObserver)?].compactMap { $0 }
+            prefixes = InferenceRoutes(service: service, splitter: splitter, observer: observers.isEmpty ? nil : RequestObservers(observers),
+                                       outcomes: outcomes, canary: canary, maxBodyBytes: configuration.limits.maxBodyBytes).prefixRoutes()
         } else {
             self.service = nil
         }
@@ -42,7 +45,7 @@ public final class Application: Sendable {
             routes.append(("GET", "/metrics", { _, _, writer in
                 // Rendering reads /proc and walks the repository: off the event loop.
                 DispatchQueue.global(qos: .utility).async {
-                    let body = metrics.render(repository: repository, transport: stats, splitter: splitter)
+                    let body = metrics.render(repository: repository, transport: stats, splitter: splitter, outcomes: outcomes, canary: canary)
                     writer.complete(Response(status: 200, headers: HTTPFields([("content-type", "text/plain; version=0.0.4; charset=utf-8")]), body: body))
                 }
             }))

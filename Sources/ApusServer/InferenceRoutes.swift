@@ -27,13 +27,20 @@ public struct InferenceRoutes: Sendable {
     public let maxBodyBytes: Int
     private let requestCounter = RequestIDGenerator()
 
-    /// Told about every finished infer/predict request (metrics).
+    /// Told about every finished infer/predict request (metrics, canary windows).
     public let observer: (any RequestObserver)?
+    /// Logs served predictions and joins feedback to them (nil: no feedback route).
+    public let outcomes: OutcomeTracker?
+    /// Automatic canary progressions (nil: no canary route).
+    public let canary: CanaryController?
 
-    public init(service: InferenceService, splitter: (any TrafficSplitting)? = nil, observer: (any RequestObserver)? = nil, maxBodyBytes: Int) {
+    public init(service: InferenceService, splitter: (any TrafficSplitting)? = nil, observer: (any RequestObserver)? = nil,
+                outcomes: OutcomeTracker? = nil, canary: CanaryController? = nil, maxBodyBytes: Int) {
         self.service = service
         self.splitter = splitter
         self.observer = observer
+        self.outcomes = outcomes
+        self.canary = canary
         self.maxBodyBytes = maxBodyBytes
     }
 
@@ -80,6 +87,12 @@ public struct InferenceRoutes: Sendable {
         case ("GET", ["ready"]), ("HEAD", ["ready"]):
             let ready = (try? service.resolve(model: model, selector: selector)) != nil
             writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
+        case ("POST", ["feedback"]) where selector == nil:
+            writer.complete(feedback(model: model, request: request))
+        case ("GET", ["canary"]) where selector == nil, ("PUT", ["canary"]) where selector == nil,
+             ("POST", ["canary"]) where selector == nil, ("DELETE", ["canary"]) where selector == nil:
+            let method = request.method
+            DispatchQueue.global(qos: .userInitiated).async { writer.complete(self.canaryRoute(model: model, method: method, request: request)) }
         case ("GET", ["split"]) where selector == nil:
             writer.complete(splitResponse(model: model))
         case ("PUT", ["split"]) where selector == nil, ("POST", ["split"]) where selector == nil:
@@ -125,9 +138,21 @@ public struct InferenceRoutes: Sendable {
                     ? Set(served.compiled.outputs.map(\.name)) : [])
             let acceptEncoding = request.headers["accept-encoding"]
             let common = common
+            if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: service.repository.snapshot),
+               let shadow = try? service.resolve(model: model, selector: shadowSelector), shadow !== served {
+                // A copy for the shadow version; its answer is discarded, only counted.
+                service.infer(decoded, on: shadow, variant: "shadow", isCancelled: { false }) { result in
+                    if case .failure = result { splitter.shadowFinished(model: model, failed: true) } else { splitter.shadowFinished(model: model, failed: false) }
+                }
+            }
+            let outcomes = self.outcomes
+            let routingKey = decoded.routingKey
             service.infer(decoded, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
+                    if let outcomes, let id = answer.id, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
+                        outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
+                    }
                     var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs)
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
@@ -212,6 +237,69 @@ public struct InferenceRoutes: Sendable {
         var response = Response.json(200, json)
         response.headers.appendLowercased(name: "apus-model-version", value: String(served.version))
         return response
+    }
+
+    // MARK: - /v2/models/{m}/feedback and /canary
+
+    /// `{"request_id": "...", "value": 1}` (or `"routing_key"` instead of the id: its latest
+    /// request; `"label"` is accepted for `"value"`).
+    func feedback(model: String, request: Request) -> Response {
+        guard let outcomes else { return .error(ApusError(.notFound, "feedback is not enabled")) }
+        do {
+            let json = try JSONValue.parse(try Compression.decodeBody(request, limit: maxBodyBytes))
+            var requestID: String?
+            var routingKey: String?
+            if case .string(let s)? = json["request_id"] { requestID = s }
+            if case .string(let s)? = json["routing_key"] { routingKey = s }
+            guard requestID != nil || routingKey != nil else { throw ApusError(.badRequest, "request_id or routing_key is required") }
+            let truth: Double
+            switch json["value"] ?? json["label"] {
+            case .number(let d)?: truth = d
+            case .bool(let b)?: truth = b ? 1 : 0
+            default: throw ApusError(.badRequest, "value must be the true label or value (a number)")
+            }
+            let prediction = try outcomes.feedback(model: model, requestID: requestID, routingKey: routingKey, truth: truth)
+            let correct = prediction.isClassification ? "\(prediction.value == truth)" : "null"
+            return .json(200, "{\"model\":\(JSONString.quote(model)),\"variant\":\(JSONString.quote(prediction.variant)),\"version\":\"\(prediction.version)\",\"prediction\":\(JSONValue.format(prediction.value)),\"truth\":\(JSONValue.format(truth)),\"correct\":\(correct)}")
+        } catch {
+            return .error(error as? ApusError ?? ApusError(.internalError, "\(error)"))
+        }
+    }
+
+    func canaryRoute(model: String, method: String, request: Request) -> Response {
+        guard let canary else { return .error(ApusError(.notFound, "canary progression is not enabled")) }
+        do {
+            let status: CanaryController.Status
+            switch method {
+            case "GET": status = try canary.status(model: model)
+            case "DELETE": status = try canary.abort(model: model)
+            default:
+                let body = try Compression.decodeBody(request, limit: maxBodyBytes)
+                let policy: CanaryStateMachine.Policy
+                do {
+                    policy = try JSONDecoder().decode(CanaryStateMachine.Policy.self, from: Data(body))
+                } catch {
+                    throw ApusError(.badRequest, "canary: \(BundleLoader.describe(error))")
+                }
+                status = try canary.start(model: model, policy: policy)
+            }
+            return .json(200, Self.canaryJSON(status))
+        } catch {
+            return .error(error as? ApusError ?? ApusError(.internalError, "\(error)"))
+        }
+    }
+
+    static func canaryJSON(_ status: CanaryController.Status) -> String {
+        let state: String
+        var reason = "null"
+        switch status.state {
+        case .running(let step, _): state = "running step \(step + 1)/\(status.policy.steps.count)"
+        case .promoted: state = "promoted"
+        case .rolledBack(let why):
+            state = "rolled_back"
+            reason = JSONString.quote(why)
+        }
+        return "{\"model\":\(JSONString.quote(status.model)),\"baseline\":\(JSONString.quote(status.policy.baseline)),\"canary\":\(JSONString.quote(status.policy.canary)),\"state\":\(JSONString.quote(state)),\"reason\":\(reason),\"canary_weight\":\(status.canaryWeight),\"steps_taken\":\(status.steps),\"history\":[\(status.history.map(JSONString.quote).joined(separator: ","))]}"
     }
 
     // MARK: - /v2/models/{m}/split
@@ -322,9 +410,14 @@ public struct InferenceRoutes: Sendable {
             var inferRequest = InferRequest(model: model, id: requestID, routingKey: routingKey, inputs: [.init(name: input.name, tensor: tensor)])
             inferRequest.deadline = try Self.deadline(request.headers)
             let common = common
+            let outcomes = self.outcomes
+            let key = routingKey
             service.infer(inferRequest, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
+                    if let outcomes, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
+                        outcomes.log(requestID: requestID, routingKey: key, prediction: prediction)
+                    }
                     var response = Response.json(200, PredictEncoding.encode(answer, single: single))
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }

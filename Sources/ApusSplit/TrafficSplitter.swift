@@ -90,6 +90,27 @@ public final class TrafficSplitter: TrafficSplitting, Sendable {
         return VariantChoice(variant: variant.name, selector: selector, byHash: byHash)
     }
 
+    public func shadow(model: String, snapshot: RepositorySnapshot) -> VersionSelector? {
+        guard let shadow = snapshot.models[model]?.settings.split?.shadow else { return nil }
+        if let version = shadow.version { return .version(version) }
+        return shadow.label.map { .label($0) }
+    }
+
+    private let shadowCounts = Mutex<[String: (sent: Int, failed: Int)]>([:])
+
+    /// Counts a shadow copy and whether it failed (for metrics).
+    public func shadowFinished(model: String, failed: Bool) {
+        shadowCounts.withLock { counts in
+            var pair = counts[model] ?? (0, 0)
+            pair.sent += 1
+            if failed { pair.failed += 1 }
+            counts[model] = pair
+        }
+    }
+
+    /// Shadow copies so far: model -> (sent, failed).
+    public var shadows: [String: (sent: Int, failed: Int)] { shadowCounts.withLock { $0 } }
+
     /// Assignments so far: model -> variant -> (by hash, random).
     public var assignments: [String: [String: (hash: Int, random: Int)]] { counts.withLock { $0 } }
 }

@@ -134,8 +134,12 @@ struct ServeCommand: AsyncParsableCommand {
         let metrics = ServerMetrics()
         let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger, observer: metrics)
         let watcher = RepositoryWatcher(repository: repository, logger: logger)
-        let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), metrics: metrics, logger: logger)
+        let outcomes = OutcomeTracker()
+        let canary = CanaryController(repository: repository, outcomes: outcomes, logger: logger)
+        let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), metrics: metrics,
+                              outcomes: outcomes, canary: canary, logger: logger)
         try await app.start()
+        let canaryTimer = canary.startTimer(interval: .seconds(1))
         let driftTimer = metrics.drift.startRecomputing(every: .seconds(max(1, driftInterval)), snapshot: { repository.snapshot })
         watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
         let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
@@ -144,6 +148,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("shutting down", metadata: ["signal": "\(received)", "drain-timeout-s": "\(drainTimeout)"])
         watcher.stop()
         driftTimer.cancel()
+        canaryTimer.cancel()
         await app.stop(drainTimeout: .nanoseconds(Self.nanos(drainTimeout)))
     }
 }

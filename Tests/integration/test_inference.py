@@ -380,3 +380,60 @@ def test_sigterm_under_inference_load_fails_no_request(repo, tmp_path):
     # client-side (counted as errors by the harness), never a reset of an accepted one.
     assert not any("reset" in message for message in phase["errors"]), phase["errors"]
     assert phase["statuses"] and set(phase["statuses"]) == {"200"}, phase
+
+
+def test_feedback_is_joined_to_the_served_prediction_and_counted_per_variant(server):
+    rows = np.load(ZOO / "rf_binary" / "inputs.npy")[:1].astype(np.float32)
+    r = infer_json(server.url, "churn", np.nan_to_num(rows), headers={"apus-routing-key": "fb-user", "x-request-id": "fb-1"})
+    assert r.status_code == 200
+    variant = r.headers["apus-variant"]
+    label = r.json()["outputs"][0]["data"][0]
+    fb = httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "fb-1", "value": label}, timeout=10)
+    assert fb.status_code == 200 and fb.json()["correct"] is True and fb.json()["variant"] == variant, fb.text
+    again = httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "fb-1", "value": label}, timeout=10)
+    assert again.status_code == 404 and "fb-1" in again.json()["error"]
+    bad = httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "fb-2"}, timeout=10)
+    assert bad.status_code == 400 and "value" in bad.json()["error"]
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert f'apus_ab_outcomes_correct_total{{model="churn",variant="{variant}"}} 1' in text
+
+
+def test_canary_progresses_step_by_step_under_load_and_shadow_gets_copies(repo, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    server = ApusServer(apus_binary(), copy, []).start()
+    try:
+        split = {"salt": "churn-2026", "variants": [{"name": "stable", "label": "stable", "weight": 10000},
+                                                    {"name": "canary", "label": "canary", "weight": 0}],
+                 "shadow": {"version": 2}}
+        r = httpx.put(f"{server.url}/v2/models/churn/split", json=split, timeout=10)
+        assert r.status_code == 200, r.text
+        policy = {"baseline": "stable", "canary": "canary", "steps": [10, 50, 100], "window_s": 1, "min_requests": 5,
+                  "max_p99_ratio": 100, "max_error_rate_increase": 0.05}
+        r = httpx.post(f"{server.url}/v2/models/churn/canary", json=policy, timeout=10)
+        assert r.status_code == 200 and r.json()["canary_weight"] == 1000, r.text
+        load = subprocess.Popen([str(loadtest_binary()), "--port", str(server.port), "--model", "churn", "--rate", "300", "--duration", "8",
+                                 "--users", "1000", "--json", str(tmp_path / "canary.json"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        state = {}
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{server.url}/v2/models/churn/canary", timeout=5).json()
+            if state["state"] in ("promoted", "rolled_back"):
+                break
+            time.sleep(0.2)
+        out, err = load.communicate(timeout=60)
+        assert state.get("state") == "promoted", state
+        assert len(state["history"]) >= 4, state
+        final = httpx.get(f"{server.url}/v2/models/churn/split", timeout=5).json()["split"]
+        assert {v["name"]: v["weight"] for v in final["variants"]} == {"stable": 0, "canary": 10000}
+        report = json.loads((tmp_path / "canary.json").read_text())["phases"][0]["report"]
+        assert report["failed"] == 0 and set(report["variants"]) == {"stable", "canary"}, report
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
+        assert 'apus_canary_state{model="churn",canary="canary",state="promoted"} 1' in text
+        shadow = [l for l in text.splitlines() if l.startswith('apus_shadow_requests_total{model="churn"}')]
+        assert shadow and float(shadow[0].split()[-1]) > 0, shadow
+        # The persisted split survives a restart.
+        saved = json.loads((copy / "churn" / "model.json").read_text())
+        assert {v["name"]: v["weight"] for v in saved["split"]["variants"]} == {"stable": 0, "canary": 10000}
+    finally:
+        server.kill()

@@ -1,0 +1,125 @@
+import ApusCore
+import ApusInference
+import ApusRuntime
+import Synchronization
+
+/// Joins ground truth to served predictions, so a canary can be judged on accuracy and not only
+/// on errors and latency. Every answered request is logged (request id, routing key, variant,
+/// version, prediction) in a bounded ring; `POST /v2/models/{m}/feedback` with the request id
+/// (or the routing key: its latest request) and the true label or value looks it up and counts,
+/// per model and variant, outcomes, correct answers (classifiers) and absolute error (regressors).
+///
+/// Memory is bounded by `capacity` logged predictions; older ones are forgotten (feedback for
+/// them is answered 404). Thread-safe.
+public final class OutcomeTracker: Sendable {
+    public struct Prediction: Sendable, Equatable {
+        public var model: String
+        public var variant: String
+        public var version: Int
+        /// The class label (classifiers) or the first output value (regressors).
+        public var value: Double
+        public var isClassification: Bool
+
+        public init(model: String, variant: String, version: Int, value: Double, isClassification: Bool) {
+            self.model = model
+            self.variant = variant
+            self.version = version
+            self.value = value
+            self.isClassification = isClassification
+        }
+    }
+
+    public struct VariantOutcomes: Sendable, Equatable {
+        public var outcomes = 0
+        public var correct = 0
+        public var absoluteErrorSum = 0.0
+
+        public init(outcomes: Int = 0, correct: Int = 0, absoluteErrorSum: Double = 0) {
+            self.outcomes = outcomes
+            self.correct = correct
+            self.absoluteErrorSum = absoluteErrorSum
+        }
+        public var accuracy: Double? { outcomes > 0 ? Double(correct) / Double(outcomes) : nil }
+        public var meanAbsoluteError: Double? { outcomes > 0 ? absoluteErrorSum / Double(outcomes) : nil }
+    }
+
+    struct State {
+        var ring: [(id: String, prediction: Prediction)?]
+        var next = 0
+        var byID: [String: Int] = [:]
+        var byKey: [String: String] = [:]
+        var keyOrder: [String] = []
+        var totals: [String: [String: VariantOutcomes]] = [:]
+    }
+
+    public let capacity: Int
+    private let state: Mutex<State>
+
+    public init(capacity: Int = 100_000) {
+        self.capacity = max(1, capacity)
+        self.state = Mutex(State(ring: Array(repeating: nil, count: max(1, capacity))))
+    }
+
+    /// The prediction an answer carries: a label output if there is one, else the first value.
+    public static func prediction(of answer: InferResponse, variant: String) -> Prediction? {
+        for output in answer.outputs {
+            switch output.tensor.data {
+            case .int64(let v) where !v.isEmpty:
+                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[0]), isClassification: true)
+            case .int32(let v) where !v.isEmpty:
+                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[0]), isClassification: true)
+            default: continue
+            }
+        }
+        guard let first = answer.outputs.first, let values = try? first.tensor.floats(), let value = values.first else { return nil }
+        return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(value), isClassification: false)
+    }
+
+    /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
+    public func log(requestID: String, routingKey: String?, prediction: Prediction) {
+        state.withLock { s in
+            if let old = s.ring[s.next] { s.byID[old.id] = nil }
+            s.ring[s.next] = (requestID, prediction)
+            s.byID[requestID] = s.next
+            s.next = (s.next + 1) % capacity
+            if let routingKey {
+                if s.byKey[routingKey] == nil {
+                    s.keyOrder.append(routingKey)
+                    if s.keyOrder.count > capacity {
+                        let dropped = s.keyOrder.removeFirst()
+                        s.byKey[dropped] = nil
+                    }
+                }
+                s.byKey[routingKey] = requestID
+            }
+        }
+    }
+
+    /// Records the truth for a logged request; returns the joined prediction.
+    public func feedback(model: String, requestID: String?, routingKey: String?, truth: Double) throws -> Prediction {
+        guard truth.isFinite else { throw ApusError(.badRequest, "value must be a finite number") }
+        return try state.withLock { s in
+            guard let id = requestID ?? routingKey.flatMap({ s.byKey[$0] }) else {
+                throw ApusError(.notFound, routingKey.map { "no logged prediction for routing key \($0) (it may have expired)" } ?? "give request_id or routing_key")
+            }
+            guard let slot = s.byID[id], let entry = s.ring[slot], entry.id == id else {
+                throw ApusError(.notFound, "no logged prediction for request id \(id) (it may have expired)")
+            }
+            guard entry.prediction.model == model else {
+                throw ApusError(.badRequest, "request \(id) was served by model \(entry.prediction.model), not \(model)")
+            }
+            var totals = s.totals[model, default: [:]][entry.prediction.variant] ?? VariantOutcomes()
+            totals.outcomes += 1
+            if entry.prediction.isClassification, entry.prediction.value == truth { totals.correct += 1 }
+            totals.absoluteErrorSum += abs(entry.prediction.value - truth)
+            s.totals[model, default: [:]][entry.prediction.variant] = totals
+            // One feedback per prediction.
+            s.byID[id] = nil
+            s.ring[slot] = nil
+            return entry.prediction
+        }
+    }
+
+    /// model -> variant -> outcomes so far.
+    public var totals: [String: [String: VariantOutcomes]] { state.withLock { $0.totals } }
+}

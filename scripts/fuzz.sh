@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Fuzzes the wire decoders with libFuzzer (coverage-guided, AddressSanitizer), each for a bounded
+# time, seeded from the protocol's test vectors. Crashes are written to fuzz/crashes/<target>/.
+#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [target ...]   targets: fuzz-json fuzz-protobuf
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+targets=("$@")
+((${#targets[@]})) || targets=(fuzz-json fuzz-protobuf)
+export SWIFT_BACKTRACE=enable=no
+scratch=.build-fuzz
+for target in "${targets[@]}"; do
+    swift build --scratch-path "$scratch" --product "$target" --sanitize=fuzzer \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+done
+bin=$(swift build --scratch-path "$scratch" --show-bin-path)
+for target in "${targets[@]}"; do
+    corpus=".build-fuzz/corpus/$target"
+    crashes="fuzz/crashes/$target"
+    mkdir -p "$corpus" "$crashes"
+    case "$target" in
+        fuzz-protobuf)
+            for hex in proto-spec/vectors/messages/*.hex; do
+                [[ -e "$hex" ]] || continue
+                python3 -c 'import sys; open(sys.argv[2], "wb").write(bytes.fromhex(open(sys.argv[1]).read().strip()))' "$hex" "$corpus/$(basename "$hex" .hex).bin"
+            done ;;
+        fuzz-json)
+            for json in proto-spec/vectors/json/*.json examples/requests/*.json; do
+                [[ -e "$json" ]] && cp "$json" "$corpus/"
+            done
+            printf '{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}' > "$corpus/seed.json" ;;
+    esac
+    echo "== $target: ${seconds}s"
+    "$bin/$target" "$corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|stat::peak_rss|Done|ERROR|SUMMARY|crash" || true
+done
