@@ -158,6 +158,7 @@ let package = Package(
             dependencies: ["ApusCore", "ApusInference", "ApusRuntime", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "ApusHotSwapTests", dependencies: ["ApusHotSwap", "ApusInference", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApusMetricsTests", dependencies: ["ApusMetrics", "ApusInference", "ApusRuntime"]),
         .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference", "ApusCore", "ApusRuntime"]),
         .testTarget(

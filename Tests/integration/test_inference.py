@@ -318,10 +318,12 @@ def test_open_loop_latency_includes_a_server_stall(repo, tmp_path):
 def test_hot_swaps_under_load_lose_no_request_and_never_serve_a_bad_version(tmp_path):
     repo = tmp_path / "repo"
     bundle(repo, "logreg", 1, "logreg_binary")
+    # Two versions serve; the load goes through the "stable" label, moved to each new version.
+    (repo / "logreg" / "model.json").write_text(json.dumps({"version_policy": {"latest": 2}, "labels": {"stable": 1}}))
     server = ApusServer(apus_binary(), repo, []).start()
     report = tmp_path / "swap.json"
     try:
-        load = subprocess.Popen([str(loadtest_binary()), "--port", str(server.port), "--model", "logreg", "--duration", "12",
+        load = subprocess.Popen([str(loadtest_binary()), "--port", str(server.port), "--model", "logreg", "--version", "stable", "--duration", "12",
                                  "--connections", "2", "--streams", "4", "--json", str(report), "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         good = {"1"}
@@ -351,6 +353,9 @@ def test_hot_swaps_under_load_lose_no_request_and_never_serve_a_bad_version(tmp_
                 time.sleep(0.01)
             if version in (40, 60):
                 assert states.get(str(version)) == "FAILED", (version, states)
+            else:
+                moved = httpx.put(f"{server.url}/v2/repository/models/logreg/labels/stable", json={"version": version}, timeout=5)
+                assert moved.status_code == 200, moved.text
             rss.append(int(open(f"/proc/{server.proc.pid}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
         out, err = load.communicate(timeout=120)
         assert load.returncode == 0, out + err
