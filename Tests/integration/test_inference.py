@@ -5,6 +5,7 @@ answers checked against onnxruntime's recorded outputs."""
 from __future__ import annotations
 
 import gzip
+import re
 import json
 import os
 import shutil
@@ -440,5 +441,44 @@ def test_canary_progresses_step_by_step_under_load_and_shadow_gets_copies(repo, 
         # The persisted split survives a restart.
         saved = json.loads((copy / "churn" / "model.json").read_text())
         assert {v["name"]: v["weight"] for v in saved["split"]["variants"]} == {"stable": 0, "canary": 10000}
+    finally:
+        server.kill()
+
+
+def test_expired_deadline_is_answered_504_and_a_bad_timeout_header_400(server):
+    rows = np.full((1, 20), 0.5, np.float32)
+    r = infer_json(server.url, "logreg", rows, headers={"apus-timeout-ms": "0.000001"})
+    assert r.status_code == 504 and r.json()["code"] == "deadline_exceeded", r.text
+    r = infer_json(server.url, "logreg", rows, headers={"apus-timeout-ms": "soon"})
+    assert r.status_code == 400 and "apus-timeout-ms" in r.json()["error"]
+    assert infer_json(server.url, "logreg", rows, headers={"apus-timeout-ms": "5000"}).status_code == 200
+
+
+def test_full_queue_answers_429_with_retry_after_and_never_grows(tmp_path):
+    repo = tmp_path / "repo"
+    bundle(repo, "rf", 1, "rf_binary")
+    (repo / "rf" / "model.json").write_text(json.dumps({"batching": {"max_batch_size": 1, "max_queue_rows": 2}}))
+    server = ApusServer(apus_binary(), repo, []).start()
+    try:
+        rows = np.full((64, 20), 0.5, np.float32)
+        body = json.dumps({"inputs": [{"name": "input", "shape": [64, 20], "datatype": "FP32", "data": rows.reshape(-1).tolist()}]})
+        path = tmp_path / "body.json"
+        path.write_text(body)
+        out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "32", "-d", str(path), "-H", "content-type: application/json",
+                              f"{server.url}/v2/models/rf/infer"], capture_output=True, text=True, timeout=120).stdout
+        ok = int(re.search(r"status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx", out).group(1))
+        rejected = int(re.search(r"status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx", out).group(1))
+        assert ok > 0 and rejected > 0 and ok + rejected == 2000, out
+        statuses = []
+        with httpx.Client(timeout=10) as client:
+            import concurrent.futures
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                responses = list(pool.map(lambda _: client.post(f"{server.url}/v2/models/rf/infer", content=body,
+                                                                 headers={"content-type": "application/json"}), range(64)))
+        rejected_responses = [r for r in responses if r.status_code == 429]
+        for r in rejected_responses:
+            assert r.headers["retry-after"] == "1" and r.json()["code"] == "too_many_requests"
+        text = httpx.get(f"{server.url}/metrics", timeout=5).text
+        assert 'apus_dropped_requests_total{model="rf",version="1",reason="queue_full"}' in text
     finally:
         server.kill()
