@@ -1,16 +1,19 @@
 import ApusRuntime
 
+/// A tensor with its input or output name.
+public struct NamedTensor: Sendable {
+    public var name: String
+    public var tensor: Tensor
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
+}
+
 /// One inference request, whatever wire format carried it (KServe v2 JSON, its binary-data
 /// extension, or Apus protobuf). Value type; built by the codecs, read by the service.
 public struct InferRequest: Sendable {
-    public struct Input: Sendable {
-        public var name: String
-        public var tensor: Tensor
-        public init(name: String, tensor: Tensor) {
-            self.name = name
-            self.tensor = tensor
-        }
-    }
+    public typealias Input = NamedTensor
 
     public var model: String
     /// An explicit version ("3") or label ("stable"); nil: the model's default version.
@@ -56,14 +59,7 @@ public enum VersionSelector: Sendable, Equatable, CustomStringConvertible {
 
 /// The answer: outputs in the model's output order, plus who served it.
 public struct InferResponse: Sendable {
-    public struct Output: Sendable {
-        public var name: String
-        public var tensor: Tensor
-        public init(name: String, tensor: Tensor) {
-            self.name = name
-            self.tensor = tensor
-        }
-    }
+    public typealias Output = NamedTensor
 
     public var model: String
     public var version: Int

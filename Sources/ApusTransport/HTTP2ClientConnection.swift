@@ -186,38 +186,22 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             completion(.failure(failure ?? ApusError(.unavailable, goAwayReceived ? "the server is shutting down this connection (GOAWAY)" : "the connection is closed")))
             return
         }
-        var storage: [UInt8] = []
-        var spans: [(Int, Int, Int, Int)] = []
-        func append(_ name: String, _ value: String) {
-            let n = storage.count
-            storage.append(contentsOf: name.utf8)
-            let v = storage.count
-            storage.append(contentsOf: value.utf8)
-            spans.append((n, v - n, v, storage.count - v))
-        }
-        append(":method", request.method)
-        append(":scheme", "http")
-        append(":authority", request.authority)
-        append(":path", request.path)
-        if !request.body.isEmpty { append("content-length", String(request.body.count)) }
+        var headers = NGHTTP2HeaderList(count: request.headers.count + 5)
+        headers.append(":method", request.method)
+        headers.append(":scheme", "http")
+        headers.append(":authority", request.authority)
+        headers.append(":path", request.path)
+        if !request.body.isEmpty { headers.append("content-length", String(request.body.count)) }
         for field in request.headers where field.name != "content-length" && field.name != "host" && field.name != "connection" {
-            append(field.name, field.value)
+            headers.append(field.name, field.value)
         }
         let hasBody = !request.body.isEmpty
-        let streamID = storage.withUnsafeMutableBufferPointer { raw -> Int32 in
-            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
-                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-                for (i, span) in spans.enumerated() {
-                    (nvBase + i).initialize(to: nghttp2_nv(name: base + span.0, value: base + span.2, namelen: span.1, valuelen: span.3,
-                                                           flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                }
-                if hasBody {
-                    var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
-                    return nghttp2_submit_request(session, nil, nvBase, spans.count, &provider, nil)
-                }
-                return nghttp2_submit_request(session, nil, nvBase, spans.count, nil, nil)
+        let streamID = headers.withNV { nv, count in
+            if hasBody {
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
+                return nghttp2_submit_request(session, nil, nv, count, &provider, nil)
             }
+            return nghttp2_submit_request(session, nil, nv, count, nil, nil)
         }
         guard streamID > 0 else {
             completion(.failure(ApusError(.internalError, "nghttp2_submit_request failed: \(HTTP2ServerHandler.errorString(streamID))")))
@@ -257,18 +241,13 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func flush() {
         guard let session, let context else { return }
-        var buffer: ByteBuffer?
-        while true {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &data)
-            if n < 0 {
-                failure = ApusError(.internalError, "nghttp2_session_mem_send failed: \(HTTP2ServerHandler.errorString(n))")
-                context.close(promise: nil)
-                return
-            }
-            guard n > 0, let data else { break }
-            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: max(n, 4096)) }
-            buffer?.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        let buffer: ByteBuffer?
+        switch NGHTTP2Output.collect(session, allocator: context.channel.allocator) {
+        case .success(let bytes): buffer = bytes
+        case .failure(let error):
+            failure = ApusError(.internalError, "nghttp2_session_mem_send failed: \(error)")
+            context.close(promise: nil)
+            return
         }
         if let buffer { context.writeAndFlush(NIOAny(buffer), promise: nil) }
     }

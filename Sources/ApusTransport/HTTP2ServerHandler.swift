@@ -418,21 +418,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         let length = String(response.body.count)
         var size = 7 + status.utf8.count + 14 + length.utf8.count
         for field in response.headers { size += field.name.utf8.count + field.value.utf8.count }
-        var storage: [UInt8] = []
-        storage.reserveCapacity(size)
-        var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
-        spans.reserveCapacity(response.headers.count + 2)
-        func append(_ name: String, _ value: String) {
-            let nameStart = storage.count
-            storage.append(contentsOf: name.utf8)
-            let valueStart = storage.count
-            storage.append(contentsOf: value.utf8)
-            spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
-        }
-        append(":status", status)
-        append("content-length", length)
+        var headers = NGHTTP2HeaderList(capacity: size, count: response.headers.count + 2)
+        headers.append(":status", status)
+        headers.append("content-length", length)
         for field in response.headers where field.name != "content-length" && field.name != "connection" {
-            append(field.name, field.value)
+            headers.append(field.name, field.value)
         }
         let hasBody = !response.body.isEmpty
         if hasBody {
@@ -443,22 +433,12 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
                 streamIO.append(StreamIO(id: streamID, context: nil, body: response.body))
             }
         }
-        let rv = storage.withUnsafeMutableBufferPointer { raw -> Int32 in
-            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
-                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-                for (i, span) in spans.enumerated() {
-                    (nvBase + i).initialize(to: nghttp2_nv(
-                        name: base + span.name, value: base + span.value, namelen: span.nameLength,
-                        valuelen: span.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
-                    ))
-                }
-                if hasBody {
-                    var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
-                    return nghttp2_submit_response(session, streamID, nvBase, spans.count, &provider)
-                }
-                return nghttp2_submit_response(session, streamID, nvBase, spans.count, nil)
+        let rv = headers.withNV { nv, count in
+            if hasBody {
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
+                return nghttp2_submit_response(session, streamID, nv, count, &provider)
             }
+            return nghttp2_submit_response(session, streamID, nv, count, nil)
         }
         if rv != 0 {
             if let i = ioIndex(streamID) { streamIO[i].body = [] }
@@ -472,19 +452,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     /// not writable (then nghttp2 keeps it until `channelWritabilityChanged`).
     private func flush() {
         guard let session, let context, context.channel.isWritable || closing else { return }
-        var buffer: ByteBuffer?
-        while true {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &data)
-            if n < 0 {
-                logger.debug("nghttp2_session_mem_send failed", metadata: ["error": "\(Self.errorString(n))"])
-                closing = true
-                context.close(promise: nil)
-                return
-            }
-            guard n > 0, let data else { break }
-            if buffer == nil { buffer = context.channel.allocator.buffer(capacity: max(n, 4096)) }
-            buffer?.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        let buffer: ByteBuffer?
+        switch NGHTTP2Output.collect(session, allocator: context.channel.allocator) {
+        case .success(let bytes): buffer = bytes
+        case .failure(let error):
+            logger.debug("nghttp2_session_mem_send failed", metadata: ["error": "\(error)"])
+            closing = true
+            context.close(promise: nil)
+            return
         }
         if let buffer {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)

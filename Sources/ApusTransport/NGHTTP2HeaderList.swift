@@ -1,0 +1,63 @@
+import CNghttp2
+import NIOCore
+
+/// A header list laid out for nghttp2: names and values packed in one byte array, turned into an
+/// `nghttp2_nv` array only for the duration of a submit call (nghttp2 copies what it keeps).
+/// Shared by the server (responses) and the client (requests). Value type, not thread-safe.
+struct NGHTTP2HeaderList {
+    private var storage: [UInt8] = []
+    private var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+
+    init(capacity: Int = 256, count: Int = 8) {
+        storage.reserveCapacity(capacity)
+        spans.reserveCapacity(count)
+    }
+
+    mutating func append(_ name: String, _ value: String) {
+        let nameStart = storage.count
+        storage.append(contentsOf: name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: value.utf8)
+        spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+    }
+
+    /// Calls `body` with the nv array and its length; returns `NGHTTP2_ERR_NOMEM` if it cannot be built.
+    mutating func withNV(_ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+        let spans = self.spans
+        return storage.withUnsafeMutableBufferPointer { raw -> Int32 in
+            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
+                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
+                for (i, span) in spans.enumerated() {
+                    (nvBase + i).initialize(to: nghttp2_nv(
+                        name: base + span.name, value: base + span.value, namelen: span.nameLength,
+                        valuelen: span.valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                    ))
+                }
+                return body(nvBase, spans.count)
+            }
+        }
+    }
+}
+
+/// Everything nghttp2 wants to send, collected into one buffer (one write per flush).
+enum NGHTTP2Output {
+    /// Returns the bytes to write (nil if none), or the negative nghttp2 error code.
+    static func collect(_ session: OpaquePointer, allocator: ByteBufferAllocator) -> Result<ByteBuffer?, NGHTTP2Error> {
+        var buffer: ByteBuffer?
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &data)
+            if n < 0 { return .failure(NGHTTP2Error(code: n)) }
+            guard n > 0, let data else { return .success(buffer) }
+            if buffer == nil { buffer = allocator.buffer(capacity: max(n, 4096)) }
+            buffer?.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+    }
+}
+
+/// A negative nghttp2 return code, with nghttp2's own description.
+struct NGHTTP2Error: Error, CustomStringConvertible {
+    var code: Int
+    var description: String { HTTP2ServerHandler.errorString(code) }
+}
