@@ -2,25 +2,24 @@
 # Regenerates the committed Swift code from the .proto files:
 #   proto-spec/third_party/onnx/onnx-ml.proto -> Sources/ApusONNX/Generated/onnx-ml.pb.swift
 #   proto-spec/apus/v1/*.proto               -> Sources/ApusWire/Generated/ (when that module exists)
-# Uses Debian's protoc 3.21 and protoc-gen-swift built once from the same swift-protobuf version
-# Package.swift depends on (cached in .build-protoc/).
+# Uses Debian's protoc 3.21 and protoc-gen-swift built once (~70 s, cached in .build-protoc/) from the
+# very swift-protobuf checkout Package.swift resolved, so generator and library versions match and
+# no network is needed.
 #   scripts/gen-proto.sh          regenerate
 #   scripts/gen-proto.sh --check  regenerate into a temp dir and fail if the committed code differs
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SWIFT_PROTOBUF_VERSION=1.39.0
 PLUGIN_DIR="$PWD/.build-protoc"
-PLUGIN="$PLUGIN_DIR/swift-protobuf/.build/release/protoc-gen-swift"
 
 if ! command -v protoc >/dev/null; then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
 fi
+checkout=.build/checkouts/swift-protobuf
+[[ -d "$checkout" ]] || swift package resolve
+PLUGIN="$PLUGIN_DIR/release/protoc-gen-swift"
 if [[ ! -x "$PLUGIN" ]]; then
-    mkdir -p "$PLUGIN_DIR"
-    rm -rf "$PLUGIN_DIR/swift-protobuf"
-    git clone -q --branch "$SWIFT_PROTOBUF_VERSION" https://github.com/apple/swift-protobuf.git "$PLUGIN_DIR/swift-protobuf"
-    swift build -c release --product protoc-gen-swift --package-path "$PLUGIN_DIR/swift-protobuf"
+    swift build -c release --product protoc-gen-swift --package-path "$checkout" --scratch-path "$PLUGIN_DIR" >&2
 fi
 
 out_root="$PWD"

@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 swift build --build-tests
+# The committed generated protobuf code must match proto-spec/ (regenerated into a temp dir).
+scripts/gen-proto.sh --check
 swift test --skip-build
 APUS_BIN="$PWD/.build/debug/apus" python3 -m pytest -q Tests/integration
