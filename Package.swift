@@ -159,6 +159,8 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ApusHotSwapTests", dependencies: ["ApusHotSwap", "ApusInference", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "ApusWireTests", dependencies: ["ApusWire", "ApusCore", "ApusInference", "ApusRuntime",
+                                                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "ApusMetricsTests", dependencies: ["ApusMetrics", "ApusInference", "ApusRuntime"]),
         .testTarget(name: "ApusSplitTests", dependencies: ["ApusSplit", "ApusInference", "ApusCore", "ApusRuntime"]),
         .testTarget(

@@ -83,10 +83,14 @@ public struct InferenceRoutes: Sendable {
         case ("POST", ["infer"]):
             infer(request, context, writer, model: model, selector: selector)
         case ("GET", []), ("HEAD", []):
-            writer.complete(metadata(model: model, selector: selector))
+            writer.complete(metadata(model: model, selector: selector, protobuf: MetadataCodec.wantsProtobuf(request.headers["accept"])))
         case ("GET", ["ready"]), ("HEAD", ["ready"]):
             let ready = (try? service.resolve(model: model, selector: selector)) != nil
-            writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
+            if MetadataCodec.wantsProtobuf(request.headers["accept"]) {
+                writer.complete(MetadataCodec.ready(name: model, ready: ready))
+            } else {
+                writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
+            }
         case ("POST", ["feedback"]) where selector == nil:
             writer.complete(feedback(model: model, request: request))
         case ("GET", ["canary"]) where selector == nil, ("PUT", ["canary"]) where selector == nil,
@@ -199,7 +203,7 @@ public struct InferenceRoutes: Sendable {
         return nil
     }
 
-    func metadata(model: String, selector: VersionSelector?) -> Response {
+    func metadata(model: String, selector: VersionSelector?, protobuf: Bool) -> Response {
         let snapshot = service.repository.snapshot
         let served: ServedVersion
         do {
@@ -218,6 +222,13 @@ public struct InferenceRoutes: Sendable {
         }
         let outputs = served.manifest.outputs ?? served.compiled.outputs.map {
             BundleManifest.TensorSpec(name: $0.name, datatype: ($0.elementType ?? .float32).rawValue, shape: ($0.shape ?? []).map { $0 ?? -1 }, features: nil)
+        }
+        if protobuf {
+            var response = MetadataCodec.metadata(name: model, version: String(served.version), versions: (entry?.versions.keys.sorted() ?? []).map(String.init),
+                                                  inputs: served.manifest.inputs, outputs: outputs,
+                                                  labels: (entry?.labels ?? [:]).mapValues(String.init))
+            response.headers.appendLowercased(name: "apus-model-version", value: String(served.version))
+            return response
         }
         let labels = (entry?.labels ?? [:]).sorted { $0.key < $1.key }.map { "\(JSONString.quote($0.key)):\"\($0.value)\"" }.joined(separator: ",")
         var json = "{\"name\":\(JSONString.quote(model)),\"versions\":[\(versions)],\"platform\":\"onnx\""
@@ -449,6 +460,12 @@ public struct InferenceRoutes: Sendable {
             switch (request.method, rest.count) {
             case ("POST", 1) where rest[0] == "index", ("GET", 1) where rest[0] == "index":
                 let errors = repository.modelErrors
+                if MetadataCodec.wantsProtobuf(request.headers["accept"]) {
+                    var entries = repository.statuses.map { ($0.model, String($0.version), $0.state.name, $0.state.reason ?? $0.lastFailure) }
+                    for (model, error) in errors.sorted(by: { $0.key < $1.key }) { entries.append((model, "", "FAILED", error)) }
+                    writer.complete(MetadataCodec.index(entries))
+                    return
+                }
                 var items = repository.statuses.map { status -> String in
                     var s = "{\"name\":\(JSONString.quote(status.model)),\"version\":\"\(status.version)\",\"state\":\"\(status.state.name)\""
                     if let reason = status.state.reason ?? status.lastFailure { s += ",\"reason\":\(JSONString.quote(reason))" }

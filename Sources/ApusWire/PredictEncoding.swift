@@ -8,6 +8,8 @@ import ApusRuntime
 /// prediction: the label output (classifiers) or the first output's value (regressors);
 /// confidence: the highest class probability (classifiers only, else null). Stateless.
 public enum PredictEncoding {
+    static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
+
     public static func encode(_ answer: InferResponse, single: Bool) -> String {
         let rows = answer.outputs.first?.tensor.shape.first ?? 0
         var predictions: [String] = []
@@ -26,12 +28,13 @@ public enum PredictEncoding {
                 }
             } else if let first = answer.outputs.first, let values = try? first.tensor.floats() {
                 let width = first.tensor.shape.dropFirst().reduce(1, *)
-                predictions.append(width == 1 ? JSONValue.format(Double(values[row])) : "[" + values[(row * width)..<((row + 1) * width)].map { JSONValue.format(Double($0)) }.joined(separator: ",") + "]")
+                predictions.append(width == 1 ? Self.number(values[row]) : "[" + values[(row * width)..<((row + 1) * width)].map(Self.number).joined(separator: ",") + "]")
             }
             if let probabilities, labelOutput != nil, let values = try? probabilities.tensor.floats() {
                 let width = probabilities.tensor.shape[1]
                 let best = values[(row * width)..<((row + 1) * width)].max() ?? .nan
-                confidences.append(JSONValue.format(Double(best)))
+                // Float's own shortest form: 0.78450918, not 0.7845091819763184.
+                confidences.append(best.isFinite ? "\(best)" : "null")
             } else {
                 confidences.append("null")
             }

@@ -119,3 +119,29 @@ final class TrafficSplitTests: XCTestCase {
         XCTAssertNil(splitter.choose(model: "other", routingKey: "user-42", snapshot: snapshot))
     }
 }
+
+/// Assignments and rebalancing against the independent Python reference (reference.py).
+final class AssignmentVectorTests: XCTestCase {
+    struct Variant: Decodable { var name: String; var weight: Int }
+    struct Initial: Decodable { var salt: String; var routing_key: String; var bucket: Int; var variants: [Variant]; var variant: String }
+    struct Rebalance: Decodable { var before: [Variant]; var after: [Variant]; var bucket: Int; var variant_before: String; var variant_after: String }
+    struct File: Decodable { var initial: [Initial]; var rebalancing: [Rebalance] }
+
+    func testInitialAssignmentsAndRebalancingMatchThePythonReference() throws {
+        let url = TrafficSplitTests.vectors.appendingPathComponent("assignments.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        XCTAssertGreaterThanOrEqual(file.initial.count, 20)
+        for v in file.initial {
+            XCTAssertEqual(TrafficSplitter.bucket(salt: v.salt, routingKey: v.routing_key), v.bucket, "\(v.salt):\(v.routing_key)")
+            let table = try BucketTable(names: v.variants.map(\.name), weights: v.variants.map(\.weight))
+            XCTAssertEqual(table.variant(bucket: v.bucket), v.variant)
+        }
+        XCTAssertFalse(file.rebalancing.isEmpty)
+        for v in file.rebalancing {
+            let before = try BucketTable(names: v.before.map(\.name), weights: v.before.map(\.weight))
+            let after = try before.rebalanced(names: v.after.map(\.name), weights: v.after.map(\.weight))
+            XCTAssertEqual(before.variant(bucket: v.bucket), v.variant_before)
+            XCTAssertEqual(after.variant(bucket: v.bucket), v.variant_after, "bucket \(v.bucket)")
+        }
+    }
+}
