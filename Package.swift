@@ -143,6 +143,8 @@ let package = Package(
             ],
             path: "loadtest/Sources/apus-loadtest"
         ),
+        // The README's Swift client example (run by the integration tests).
+        .executableTarget(name: "example-client", dependencies: ["ApusClient", "ApusInference", "ApusRuntime"], path: "examples/swift"),
         // Fuzz targets for the two decoders (scripts/fuzz.sh); plain builds are corpus runners.
         .executableTarget(name: "fuzz-json", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzJSON"),
         .executableTarget(name: "fuzz-protobuf", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzProtobuf"),

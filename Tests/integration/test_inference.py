@@ -482,3 +482,36 @@ def test_full_queue_answers_429_with_retry_after_and_never_grows(tmp_path):
         assert 'apus_dropped_requests_total{model="rf",version="1",reason="queue_full"}' in text
     finally:
         server.kill()
+
+
+def test_python_client_written_from_the_spec_gets_the_same_answer_as_the_swift_client(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("apus_client", PACKAGE_ROOT / "examples/python/apus_client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = ApusServer(apus_binary(), PACKAGE_ROOT / "examples/models", []).start()
+    try:
+        features = "12,70.5,3,1,0,845.2,2,0;40,30,0,0,1,1200,3,0"
+        rows = [[float(x) for x in row.split(",")] for row in features.split(";")]
+        client = module.ApusClient("127.0.0.1", server.port)
+        answer = client.infer("churn", rows, version="1")
+        client.close()
+        swift = subprocess.run([str(apus_binary()), "predict", "--port", str(server.port), "--model", "churn", "--version", "1",
+                                "--features", features], capture_output=True, text=True, timeout=30, check=True).stdout
+        line = next(l for l in swift.splitlines() if l.startswith("probabilities"))
+        swift_probs = [float(x) for x in line.split(":", 1)[1].split(",")]
+        np.testing.assert_allclose(answer["outputs"]["probabilities"][1], swift_probs, rtol=1e-6)
+        assert answer["version"] == "1" and answer["class_labels"] == [0, 1]
+        http1 = client.infer_json_http1("churn", rows)
+        assert http1["model_name"] == "churn"
+    finally:
+        server.kill()
+
+
+def test_swift_client_example_runs_against_the_example_repository():
+    server = ApusServer(apus_binary(), PACKAGE_ROOT / "examples/models", []).start()
+    try:
+        out = subprocess.run([str(apus_binary().parent / "example-client"), str(server.port)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and "churn version" in out.stdout and "P(churn) = 0." in out.stdout, out.stdout + out.stderr
+    finally:
+        server.kill()
