@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import subprocess
 import time
 import zlib
@@ -513,5 +514,30 @@ def test_swift_client_example_runs_against_the_example_repository():
     try:
         out = subprocess.run([str(apus_binary().parent / "example-client"), str(server.port)], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and "churn version" in out.stdout and "P(churn) = 0." in out.stdout, out.stdout + out.stderr
+    finally:
+        server.kill()
+
+
+def test_python_bundle_tool_makes_a_bundle_the_server_validates_and_serves(tmp_path):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    r = np.random.RandomState(0)
+    X = r.rand(300, 5).astype(np.float32) * [1, 10, 100, 1, 5]
+    y = (X[:, 0] + X[:, 1] / 10 > 1).astype(int)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    joblib.dump(model, tmp_path / "m.joblib")
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",", header="a,b,c,d,e", comments="")
+    out = tmp_path / "repo" / "tool" / "1"
+    subprocess.run([sys.executable, str(PACKAGE_ROOT / "tools/make_bundle.py"), "--model", str(tmp_path / "m.joblib"),
+                    "--reference", str(tmp_path / "X.csv"), "--out", str(out)], check=True, timeout=120)
+    assert subprocess.run([str(apus_binary()), "bundle", "validate", str(out)], capture_output=True, timeout=60).returncode == 0
+    server = ApusServer(apus_binary(), tmp_path / "repo", []).start()
+    try:
+        r = httpx.post(f"{server.url}/predict/tool", json={"features": X[:3].tolist()}, timeout=10)
+        assert r.status_code == 200 and r.json()["predictions"] == model.predict(X[:3]).tolist(), r.text
+        meta = httpx.get(f"{server.url}/v2/models/tool", timeout=10).json()
+        assert meta["inputs"][0]["features"] == ["a", "b", "c", "d", "e"]
     finally:
         server.kill()
