@@ -108,7 +108,8 @@ struct LoadTestCommand: AsyncParsableCommand {
             }
             report.configuredSplit = configuredSplit
             if !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
-            FileHandle.standardOutput.write(Data("== \(phase.name)\n\(report.table)\n".utf8))
+            // With --json - the JSON owns stdout; the table goes to stderr.
+            (json == "-" ? FileHandle.standardError : FileHandle.standardOutput).write(Data("== \(phase.name)\n\(report.table)\n".utf8))
             reports.append((phase.name, report))
         }
         var violations: [String] = []
@@ -126,7 +127,7 @@ struct LoadTestCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data(("FAILED thresholds:\n" + violations.map { "  " + $0 }.joined(separator: "\n") + "\n").utf8))
             throw ExitCode(2)
         }
-        if !thresholds.isEmpty { FileHandle.standardOutput.write(Data("thresholds passed: \(thresholds.map(\.text).joined(separator: ", "))\n".utf8)) }
+        if !thresholds.isEmpty { (json == "-" ? FileHandle.standardError : FileHandle.standardOutput).write(Data("thresholds passed: \(thresholds.map(\.text).joined(separator: ", "))\n".utf8)) }
     }
 }
 
