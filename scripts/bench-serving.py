@@ -11,8 +11,10 @@ load generator (h2load) to core 1, loopback only, every run bounded.
      and with onnxruntime on the same ONNX file; Apus answers the same JSON.
   4. dynamic batching: 64 concurrent single-row streams on the MLP, max_batch_size 64 vs 1,
      and p50 latency at 1 stream.
+  5. scrape cost: rf_binary load with and without a scraper GETting /metrics once a second
+     (15x Prometheus' default rate), runs interleaved, plus the server CPU time per scrape.
 
-    scripts/bench-serving.py [--seconds 5] [--skip-peers]
+    scripts/bench-serving.py [--seconds 5] [--skip-peers] [--only scrape]
 
 Needs a release build (run here), h2load/nghttpd (nghttp2-client/-server), and from PyPI:
 fastapi, uvicorn, scikit-learn, onnxruntime, numpy (installed when missing).
@@ -135,7 +137,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--only", choices=["scrape"], help="run one section only")
     args = ap.parse_args()
+    if args.only == "scrape":
+        subprocess.run(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, check=True)
+        ensure([("numpy", "numpy")])
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(scrape_cost(tmp, args.seconds), indent=2))
+        return
     subprocess.run(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, check=True)
     ensure([("numpy", "numpy")])
     import numpy as np
@@ -214,7 +223,62 @@ def main():
             for mode in ("sklearn", "onnxruntime"):
                 results[f"ratio_apus_pb_h2_vs_fastapi_{mode}"] = results["apus_rf_pb_h2"]["rps"] / results[f"fastapi_{mode}"]["rps"]
                 results[f"ratio_apus_json_h1_vs_fastapi_{mode}"] = results["apus_rf_json_h1"]["rps"] / results[f"fastapi_{mode}"]["rps"]
+        results["scrape_cost"] = scrape_cost(tmp, args.seconds)
     print(json.dumps(results, indent=2))
+
+
+def process_cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scrape_cost(tmp, seconds, rounds=3):
+    """rf_binary protobuf load with and without a 1/s /metrics scraper, interleaved rounds (the
+    machine drifts), and the server's CPU time per scrape measured on an idle server."""
+    import threading, urllib.request
+    import numpy as np
+    repo = make_repo(os.path.join(tmp, "scrape"), [("churn", "rf_binary", None)])
+    row = np.nan_to_num(np.load(os.path.join(ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32))
+    body = protobuf_body(tmp, row)
+    pbh = ["content-type: application/x-protobuf"]
+    port = free_port()
+    apus = Proc([APUS, "serve", "--port", str(port), "--threads", "1", "--model-repository", repo, "--log-level", "warning"], port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def scrape():
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+                return len(r.read())
+        # CPU per scrape on the otherwise idle server (after some traffic so every series exists).
+        h2load(f"{url}/v2/models/churn/infer", 1, body=body, headers=pbh)
+        size = scrape()
+        before = process_cpu_seconds(apus.p.pid)
+        n = 200
+        for _ in range(n):
+            scrape()
+        cpu_per_scrape = (process_cpu_seconds(apus.p.pid) - before) / n
+        plain, scraped = [], []
+        for _ in range(rounds):
+            plain.append(h2load(f"{url}/v2/models/churn/infer", seconds, body=body, headers=pbh)["rps"])
+            stop = threading.Event()
+            count = [0]
+            def scraper():
+                while not stop.wait(1.0):
+                    scrape()
+                    count[0] += 1
+            t = threading.Thread(target=scraper)
+            t.start()
+            r = h2load(f"{url}/v2/models/churn/infer", seconds, body=body, headers=pbh)
+            stop.set()
+            t.join()
+            assert count[0] >= seconds - 1 and r["failed"] == 0, (count, r)
+            scraped.append(r["rps"])
+    finally:
+        apus.stop()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    return {"metrics_bytes": size, "server_cpu_ms_per_scrape": cpu_per_scrape * 1e3,
+            "cpu_share_at_1_scrape_per_s": cpu_per_scrape, "cpu_share_at_prometheus_15s": cpu_per_scrape / 15,
+            "rps_without_scrapes": plain, "rps_with_1s_scrapes": scraped,
+            "throughput_cost_median": 1 - med(scraped) / med(plain)}
 
 
 if __name__ == "__main__":

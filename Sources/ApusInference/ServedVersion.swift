@@ -40,6 +40,15 @@ public final class ServedVersion: Sendable {
         self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration, model: model, version: version, observer: observer)
     }
 
+    deinit {
+        // The version's trees, weights and batch buffers are freed right after this body (stored
+        // properties are released after deinit runs): give their pages back a moment later so RSS
+        // returns to its baseline after swaps and unloads (see HeapTuning).
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .milliseconds(50)) {
+            HeapTuning.releaseFreeMemory()
+        }
+    }
+
     /// Requests accepted and not yet answered (a draining version is unloaded at zero).
     public var inflightRequests: Int { inflight.load(ordering: .acquiring) }
 
