@@ -157,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ApusInferenceTests",
-            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ApusHotSwapTests", dependencies: ["ApusHotSwap", "ApusInference", .product(name: "Logging", package: "swift-log")]),

@@ -45,6 +45,7 @@ public final class ModelRepository: Sendable {
 
     public let root: String
     private let workers: Int
+    private let inlineBudgetNanos: UInt64
     private let logger: Logger
     private let state = Mutex(State())
     private let current = Mutex(RepositorySnapshot())
@@ -52,10 +53,13 @@ public final class ModelRepository: Sendable {
 
     private let observer: (any InferenceObserver)?
 
-    public init(root: String, workers: Int, logger: Logger, observer: (any InferenceObserver)? = nil) {
+    /// `inlineBudgetMicroseconds`: batches estimated to compute in less run on the event loop that
+    /// released them instead of the worker pool (0: always the pool); see `DynamicBatcher`.
+    public init(root: String, workers: Int, inlineBudgetMicroseconds: Int = 0, logger: Logger, observer: (any InferenceObserver)? = nil) {
         self.observer = observer
         self.root = root
         self.workers = max(1, workers)
+        self.inlineBudgetNanos = UInt64(max(0, inlineBudgetMicroseconds)) * 1000
         self.logger = logger
     }
 
@@ -226,7 +230,8 @@ public final class ModelRepository: Sendable {
             do {
                 let loaded = try BundleLoader.load(directory: versionDirectory, model: model, version: version)
                 let served = ServedVersion(model: model, version: version, loaded: loaded, directory: versionDirectory,
-                                           fingerprint: fingerprint, batching: settings.batching, workers: workers, observer: observer)
+                                           fingerprint: fingerprint, batching: settings.batching, workers: workers,
+                                           inlineBudgetNanos: inlineBudgetNanos, observer: observer)
                 var entry = Entry(fingerprint: fingerprint)
                 _ = entry.lifecycle.loaded()
                 entry.served = served

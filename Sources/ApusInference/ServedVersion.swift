@@ -19,7 +19,7 @@ public final class ServedVersion: Sendable {
     let batcher: DynamicBatcher
     private let inflight = Atomic<Int>(0)
 
-    init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int,
+    init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int, inlineBudgetNanos: UInt64 = 0,
          observer: (any InferenceObserver)?) {
         self.model = model
         self.version = version
@@ -37,7 +37,8 @@ public final class ServedVersion: Sendable {
         configuration.preferredBatchRows = settings?.preferredBatchSizes ?? []
         configuration.maxQueueRows = max(1, settings?.maxQueueRows ?? 8192)
         configuration.slots = max(1, workers)
-        self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration, model: model, version: version, observer: observer)
+        self.batcher = DynamicBatcher(compiled: compiled, configuration: configuration, model: model, version: version,
+                                     inlineBudgetNanos: inlineBudgetNanos, observer: observer)
     }
 
     deinit {

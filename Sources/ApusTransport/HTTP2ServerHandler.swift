@@ -39,6 +39,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var remoteAddress = "unknown"
     /// True while actions run, so answers given synchronously are flushed once at the end.
     private var batching = false
+    /// Inside `channelRead`: answers wait for its single flush at the end.
+    private var holdingFlush = false
     private var readPending = false
     private var closing = false
 
@@ -183,8 +185,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // Requests of one read reach the batchers together: one hand-off to the workers.
+        // Requests of one read reach the batchers together: one hand-off to the workers. Cheap
+        // batches run inline at the scope's end (DynamicBatcher): their answers are submitted
+        // then, and go out with this read's one flush.
+        holdingFlush = true
         WakeupCoalescer.batch { process(context: context, data: data) }
+        holdingFlush = false
+        flush()
     }
 
     private func process(context: ChannelHandlerContext, data: NIOAny) {
@@ -207,7 +214,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             return
         }
         runPendingActions()
-        flush()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -401,14 +407,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         batching = true
         for (response, token) in answers { answer(streamID: Int32(truncatingIfNeeded: token), response: response) }
         batching = wasBatching
-        if !batching { flush() }
+        if !batching, !holdingFlush { flush() }
     }
 
     /// A responder's answer, on the loop.
     private func answer(streamID: Int32, response: Response) {
         guard session != nil, machine.answerSubmitted(streamID) else { return }
         submit(streamID: streamID, response: response)
-        if !batching { flush() }
+        if !batching, !holdingFlush { flush() }
     }
 
     private func submit(streamID: Int32, response: Response) {

@@ -73,12 +73,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Junk frames (empty DATA, PRIORITY, unknown, RST_STREAM, PING, SETTINGS) per connection before GOAWAY ENHANCE_YOUR_CALM; each answered request earns one back.")
     var maxJunkFrames = 1000
 
+    @Option(name: .customLong("inline-budget-us"), help: "Batches estimated to compute in fewer microseconds run on the event loop that received them (a thread hand-off costs more); 0 sends every batch to the worker pool.")
+    var inlineBudgetMicroseconds = 20
+
     @Option(help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT before closing.")
     var drainTimeout: Double = 25
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard inlineBudgetMicroseconds >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
         guard maxConcurrentStreams >= 1 else { throw ValidationError("--max-concurrent-streams must be at least 1") }
         guard (65535...Int(Int32.max)).contains(streamWindow) else { throw ValidationError("--stream-window must be 65535...2147483647") }
         guard (65535...Int(Int32.max)).contains(connectionWindow) else { throw ValidationError("--connection-window must be 65535...2147483647") }
@@ -132,7 +136,8 @@ struct ServeCommand: AsyncParsableCommand {
         // Signals first, so a SIGTERM that arrives during start-up still drains cleanly.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         let metrics = ServerMetrics()
-        let repository = ModelRepository(root: modelRepository, workers: threads, logger: logger, observer: metrics)
+        let repository = ModelRepository(root: modelRepository, workers: threads, inlineBudgetMicroseconds: inlineBudgetMicroseconds,
+                                         logger: logger, observer: metrics)
         let watcher = RepositoryWatcher(repository: repository, logger: logger)
         let outcomes = OutcomeTracker()
         let canary = CanaryController(repository: repository, outcomes: outcomes, logger: logger)

@@ -1,0 +1,71 @@
+import ApusCore
+import ApusONNX
+import ApusRuntime
+import Foundation
+import Synchronization
+import XCTest
+
+@testable import ApusInference
+
+/// The batcher's shell: where a batch runs (inline on the releasing thread or on the pool), and
+/// that the answers are the model's either way. Completion order is observed, not timed.
+final class DynamicBatcherTests: XCTestCase {
+    static func batcher(inlineBudgetNanos: UInt64) throws -> DynamicBatcher {
+        guard let url = Bundle.module.url(forResource: "Fixtures/logreg_binary", withExtension: "onnx") else {
+            throw XCTSkip("fixture logreg_binary missing")
+        }
+        let compiled = try ONNXLoader.load(data: try Data(contentsOf: url))
+        var configuration = BatcherStateMachine<UInt64>.Configuration()
+        configuration.maxBatchRows = 64
+        return DynamicBatcher(compiled: compiled, configuration: configuration, model: "m", version: 1,
+                              inlineBudgetNanos: inlineBudgetNanos, observer: nil)
+    }
+
+    static func row(_ value: Float = 0.5) throws -> [Tensor] {
+        [try Tensor(shape: [1, 20], data: .float32(Array(repeating: value, count: 20)))]
+    }
+
+    /// Submits one request inside a burst scope on this thread (as an event loop does for one
+    /// socket read); returns whether it was answered on this thread (inline) and the answer.
+    func submitInBurst(_ batcher: DynamicBatcher) throws -> (answeredOnThisThread: Bool, result: Result<[Tensor], ApusError>) {
+        let answer = Mutex<(Result<[Tensor], ApusError>, UInt)?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let feeds = try Self.row()
+        let me = UInt(pthread_self())
+        WakeupCoalescer.batch {
+            batcher.submit(feeds: feeds, rows: 1, deadline: nil, isCancelled: { false }) { result in
+                answer.withLock { $0 = (result, UInt(pthread_self())) }
+                done.signal()
+            }
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        let (result, thread) = try XCTUnwrap(answer.withLock { $0 })
+        return (thread == me, result)
+    }
+
+    func testACheapBatchRunsInlineOnTheReleasingThreadOnceItsCostIsKnown() throws {
+        let batcher = try Self.batcher(inlineBudgetNanos: 10_000_000)
+        XCTAssertFalse(batcher.runsInline(rows: 1), "cost unknown before the first run: the pool")
+        let first = try submitInBurst(batcher)
+        XCTAssertFalse(first.answeredOnThisThread)
+        XCTAssertNoThrow(try first.result.get())
+        XCTAssertTrue(batcher.runsInline(rows: 1))
+        let second = try submitInBurst(batcher)
+        XCTAssertTrue(second.answeredOnThisThread, "answered on the releasing thread: ran inline")
+        XCTAssertEqual(try second.result.get(), try first.result.get())
+    }
+
+    func testAZeroBudgetAlwaysUsesThePool() throws {
+        let batcher = try Self.batcher(inlineBudgetNanos: 0)
+        for _ in 0..<3 {
+            XCTAssertFalse(try submitInBurst(batcher).answeredOnThisThread)
+        }
+        XCTAssertFalse(batcher.runsInline(rows: 1))
+    }
+
+    func testABatchOverTheBudgetGoesToThePool() throws {
+        let batcher = try Self.batcher(inlineBudgetNanos: 1)
+        _ = try submitInBurst(batcher)
+        XCTAssertFalse(batcher.runsInline(rows: 1_000_000), "a measured cost per row of at least 1 ns times a million rows is over 1 ns")
+    }
+}
