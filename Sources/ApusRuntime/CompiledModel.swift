@@ -45,10 +45,25 @@ public final class CompiledModel: Sendable {
         let inputSlots = inputs.map { slot($0.name) }
         var steps: [Step] = []
         var labels: [Int64]?
-        for (position, node) in graph.nodes.enumerated() {
+        let uses = DenseLayer.uses(in: graph)
+        var absorbed = Set<Int>()
+        for (position, node) in graph.nodes.enumerated() where !absorbed.contains(position) {
             let label = node.name.isEmpty ? "#\(position) (\(node.opType))" : "\(node.name) (\(node.opType))"
             for input in node.inputs where !input.isEmpty && !available.contains(input) {
                 throw RuntimeError("node \(label): input \(input) is not produced by an earlier node")
+            }
+            // Dense layers (MatMul/Gemm + bias + Relu) run as one fused kernel.
+            let fusion: DenseLayer.Fusion?
+            do {
+                fusion = try DenseLayer.fuse(graph, at: position, uses: uses, label: label)
+            } catch let error as RuntimeError {
+                throw RuntimeError("node \(label): \(error.message)")
+            }
+            if let fusion {
+                absorbed.formUnion(fusion.absorbed)
+                steps.append(Step(kernel: fusion.kernel, inputs: [slot(fusion.input)], outputs: [slot(fusion.output)], label: label))
+                available.insert(fusion.output)
+                continue
             }
             let kernel: any Kernel
             do {
