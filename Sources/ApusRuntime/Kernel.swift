@@ -96,6 +96,25 @@ enum PostTransform: String, Sendable {
         guard self != .none, width > 0 else { return }
         values.withUnsafeMutableBufferPointer { all in
             guard let base = all.baseAddress else { return }
+            if self == .softmax, width == 2 {
+                // Two classes: one exponential per row instead of two. With d the score gap
+                // taken against the larger score, e = exp(-|d|) <= 1: small = e / (1 + e),
+                // large = 1 / (1 + e), both without overflow or cancellation.
+                for r in 0..<(all.count / 2) {
+                    let a = base[2 * r], b = base[2 * r + 1]
+                    let e = expf(-abs(a - b))
+                    let large = 1 / (1 + e)
+                    let small = e * large
+                    if a >= b {
+                        base[2 * r] = large
+                        base[2 * r + 1] = small
+                    } else {
+                        base[2 * r] = small
+                        base[2 * r + 1] = large
+                    }
+                }
+                return
+            }
             for r in 0..<(all.count / width) { apply(UnsafeMutableBufferPointer(start: base + r * width, count: width)) }
         }
     }
