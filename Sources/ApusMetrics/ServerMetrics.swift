@@ -225,6 +225,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
                 (labels([("protocol", "h2")]), String(transport.http2Connections.current)),
                 (labels([("protocol", "http1")]), String(transport.http1Connections.current)),
             ])
+            family("apus_http2_streams_open", "gauge", "HTTP/2 streams currently open.", [("", String(transport.currentStreams))])
+            family("apus_http2_streams_total", "counter", "HTTP/2 streams begun by clients.", [("", String(transport.streamsOpened.current))])
             family("apus_junk_frames_total", "counter", "Empty, unknown, PRIORITY, RST_STREAM, PING and SETTINGS frames counted against connections.", [("", String(transport.junkFrames.current))])
             family("apus_goaway_enhance_your_calm_total", "counter", "Connections closed with GOAWAY ENHANCE_YOUR_CALM.", [("", String(transport.calmGoAways.current))])
             family("apus_limit_rejections_total", "counter", "Requests answered by the transport because a limit or timer tripped (408, 413, 431).", [("", String(transport.limitRejections.current))])

@@ -55,6 +55,8 @@ struct HTTP2ConnectionStateMachine {
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
     private var unwritableSince: Int64?
+    /// Since when answers have waited for the peer's flow-control window without any progress.
+    private var flowBlockedSince: Int64?
 
     init(limits: TransportLimits, now: Int64) {
         self.limits = limits
@@ -209,6 +211,13 @@ struct HTTP2ConnectionStateMachine {
         unwritableSince = writable ? nil : (unwritableSince ?? now)
     }
 
+    /// After each write attempt: `blocked` when response bodies are waiting and none of their
+    /// bytes could go (the peer's window is 0: the socket stays writable, so writability alone
+    /// never sees this peer). Any progress restarts the clock; the write-stall timeout applies.
+    mutating func flowControlProgress(blocked: Bool, now: Int64) {
+        flowBlockedSince = blocked ? (flowBlockedSince ?? now) : nil
+    }
+
     /// Graceful shutdown: notice now, final GOAWAY on the next tick (one timer period, standing in
     /// for the round trip RFC 9113 section 6.8 asks for), close when the last stream ends.
     mutating func beginDrain() -> [Action] {
@@ -223,6 +232,10 @@ struct HTTP2ConnectionStateMachine {
         if let since = unwritableSince, now - since >= limits.writeStallTimeoutNanos {
             drain = .closed
             return [.close(reason: "peer stopped reading for \(limits.writeStallTimeoutNanos / 1_000_000) ms")]
+        }
+        if let since = flowBlockedSince, now - since >= limits.writeStallTimeoutNanos {
+            drain = .closed
+            return [.close(reason: "answers waited for the peer's flow-control window for \(limits.writeStallTimeoutNanos / 1_000_000) ms")]
         }
         switch drain {
         case .noticeSent:

@@ -39,6 +39,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var remoteAddress = "unknown"
     /// True while actions run, so answers given synchronously are flushed once at the end.
     private var batching = false
+    /// Response body bytes handed to nghttp2 so far (flow-control progress).
+    private var bodyBytesSent = 0
+    /// An error GOAWAY left (nghttp2's or ours): no second one is sent.
+    private var goAwaySent = false
+    /// The junk budget tripped inside a callback (mem_recv was stopped on purpose).
+    private var junkTripped = false
+    /// Streams counted in `stats` as open on this connection.
+    private var liveStreams = 0
     /// Inside `channelRead`: answers wait for its single flush at the end.
     private var holdingFlush = false
     private var readPending = false
@@ -115,6 +123,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         sink = nil
         for io in streamIO { io.context?.cancel() }
         streamIO.removeAll()
+        // nghttp2_session_del does not report the streams it drops: take them off the gauge here.
+        stats.streamsClosed(liveStreams)
+        liveStreams = 0
         if let session {
             nghttp2_session_del(session)
             self.session = nil
@@ -133,6 +144,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, h2OnFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, h2OnDataChunkRecv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, h2OnStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, h2OnFrameSend)
         // Unknown frame types are skipped by nghttp2 without any callback unless registered as
         // user extensions; registered, they reach on_begin_frame and count as junk. Payloads are
         // dropped (chunk callback does nothing, unpack cancels the frame).
@@ -148,7 +160,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         nghttp2_option_set_max_outbound_ack(option, 1000)
         nghttp2_option_set_max_settings(option, 32)
         nghttp2_option_set_max_continuations(option, 16)
-        nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
+        // Above the junk budget (which counts resets too), so a reset storm meets our
+        // ENHANCE_YOUR_CALM first and nghttp2's own INTERNAL_ERROR GOAWAY never follows it.
+        let resetBurst = limits.maxJunkFrames > 0 ? UInt64(limits.maxJunkFrames) + 100 : 1000
+        nghttp2_option_set_stream_reset_rate_limit(option, resetBurst, 33)
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
         for type in UInt8(10)...UInt8(255) { nghttp2_option_set_user_recv_extension_type(option, type) }
 
@@ -204,12 +219,21 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
         if rv < 0 {
-            logger.debug("closing HTTP/2 connection after a protocol error", metadata: ["error": "\(Self.errorString(rv))", "peer": "\(remoteAddress)"])
-            stats.protocolErrors.add(1)
+            // A tripped junk budget stops mem_recv on purpose (onBeginFrame): its GOAWAY is pending.
+            let flood = junkTripped || rv == Int(NGHTTP2_ERR_FLOODED.rawValue) || rv == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
+            if !junkTripped {
+                logger.debug("closing HTTP/2 connection after a protocol error", metadata: ["error": "\(Self.errorString(rv))", "peer": "\(remoteAddress)"])
+                stats.protocolErrors.add(1)
+            }
             // nghttp2 may have queued a GOAWAY explaining why (and we may have one of our own):
-            // send it, then close.
+            // send it. Some fatal errors (a CONTINUATION flood) queue none: announce the close
+            // ourselves (RFC 9113 5.4.1), once.
             runPendingActions()
             flush()
+            if !goAwaySent {
+                if flood { stats.calmGoAways.add(1) }
+                writeRawGoAway(errorCode: flood ? HTTP2ConnectionStateMachine.enhanceYourCalm : NGHTTP2_PROTOCOL_ERROR.rawValue)
+            }
             closeAfterFlush()
             return
         }
@@ -281,15 +305,40 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         if let junk {
             stats.junkFrames.add(1)
             if let action = machine.junkFrameReceived(kind: junk) {
-                // Runs once mem_recv returns (no re-entry from a callback).
+                // Runs once mem_recv returns (no re-entry from a callback). Failing the callback
+                // makes mem_recv stop at this frame: the rest of the flood is not processed, and
+                // the GOAWAY's last stream id is the last stream actually seen.
                 pending.append(action)
+                junkTripped = true
+                return NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
             }
         }
         return 0
     }
 
+    /// Error GOAWAYs only: the drain's shutdown notice and final GOAWAY (NO_ERROR) may still be
+    /// followed by an error one with a last stream id that does not grow.
+    fileprivate func onGoAwaySent(errorCode: UInt32) {
+        if errorCode != NGHTTP2_NO_ERROR.rawValue { goAwaySent = true }
+    }
+
+    /// A GOAWAY written below nghttp2, for fatal errors after which nghttp2 sends nothing.
+    private func writeRawGoAway(errorCode: UInt32) {
+        guard let session, let context, !goAwaySent else { return }
+        let last = UInt32(bitPattern: nghttp2_session_get_last_proc_stream_id(session)) & 0x7FFF_FFFF
+        var buffer = context.channel.allocator.buffer(capacity: 17)
+        // Frame header: length 8, type GOAWAY (7), no flags, stream 0.
+        buffer.writeBytes([0, 0, 8, 7, 0, 0, 0, 0, 0] as [UInt8])
+        buffer.writeInteger(last)
+        buffer.writeInteger(errorCode)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        goAwaySent = true
+    }
+
     fileprivate func onBeginHeaders(streamID: Int32) {
         machine.streamOpened(streamID, now: now)
+        liveStreams += 1
+        stats.streamsOpened(1)
     }
 
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
@@ -312,6 +361,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     }
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        if liveStreams > 0 {
+            liveStreams -= 1
+            stats.streamsClosed(1)
+        }
         let (wasPending, action) = machine.streamClosed(streamID, now: now)
         if let i = ioIndex(streamID) {
             if wasPending { streamIO[i].context?.cancel() }
@@ -332,6 +385,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             if let base = src.baseAddress, n > 0 { buffer.update(from: base + offset, count: n) }
         }
         streamIO[i].offset += n
+        bodyBytesSent &+= n
         if streamIO[i].offset >= streamIO[i].body.count {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             streamIO[i].body = []
@@ -368,10 +422,17 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
         case .goAwayAndClose(let errorCode, let reason):
             logger.info("closing HTTP/2 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
-            if errorCode == HTTP2ConnectionStateMachine.enhanceYourCalm { stats.calmGoAways.add(1) }
-            let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
-            if rv != 0 { logger.debug("nghttp2_submit_goaway failed", metadata: ["error": "\(Self.errorString(rv))"]) }
+            // Whatever nghttp2 queued goes first; if it was a GOAWAY, ours would be a second one
+            // (RFC 9113 6.8: its last stream id must not grow), so it is not sent.
             flush()
+            if !goAwaySent {
+                if errorCode == HTTP2ConnectionStateMachine.enhanceYourCalm { stats.calmGoAways.add(1) }
+                let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
+                if rv != 0 { logger.debug("nghttp2_submit_goaway failed", metadata: ["error": "\(Self.errorString(rv))"]) }
+                flush()
+                // A session failed by a callback may no longer serialize frames.
+                if !goAwaySent { writeRawGoAway(errorCode: errorCode) }
+            }
             closeAfterFlush()
         case .sendShutdownNotice:
             let rv = nghttp2_submit_shutdown_notice(session)
@@ -459,6 +520,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private func flush() {
         guard let session, let context, context.channel.isWritable || closing else { return }
         let buffer: ByteBuffer?
+        let bodyBytesBefore = bodyBytesSent
+        defer {
+            // A peer that keeps its window shut holds our answers without ever making the
+            // socket unwritable: watch for answers that cannot make progress.
+            let waiting = streamIO.contains { !$0.body.isEmpty }
+            machine.flowControlProgress(blocked: waiting && bodyBytesSent == bodyBytesBefore, now: now)
+        }
         switch NGHTTP2Output.collect(session, allocator: context.channel.allocator) {
         case .success(let bytes): buffer = bytes
         case .failure(let error):
@@ -494,6 +562,12 @@ private func handler(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerHandler
 private func h2OnBeginFrame(_ session: OpaquePointer?, _ hd: UnsafePointer<nghttp2_frame_hd>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
     guard let hd, let handler = handler(userData) else { return 0 }
     return handler.onBeginFrame(type: hd.pointee.type, flags: hd.pointee.flags, length: hd.pointee.length)
+}
+
+private func h2OnFrameSend(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let frame, let handler = handler(userData), UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return 0 }
+    handler.onGoAwaySent(errorCode: frame.pointee.goaway.error_code)
+    return 0
 }
 
 private func h2OnBeginHeaders(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {

@@ -21,14 +21,25 @@ public final class TransportStats: Sendable {
     public let limitRejections = Counter()
     /// Connections closed because the peer broke the protocol.
     public let protocolErrors = Counter()
+    /// HTTP/2 streams begun by clients.
+    public let streamsOpened = Counter()
     private let openConnections = Atomic<Int>(0)
+    private let openStreams = Atomic<Int>(0)
 
     public init() {}
 
     /// Connections currently open (both HTTP versions).
     public var currentConnections: Int { openConnections.load(ordering: .relaxed) }
 
+    /// HTTP/2 streams currently open (begun and not yet closed or torn down with their connection).
+    public var currentStreams: Int { openStreams.load(ordering: .relaxed) }
+
     func connectionOpened() { openConnections.add(1, ordering: .relaxed) }
+    func streamsOpened(_ n: Int) {
+        streamsOpened.add(n)
+        openStreams.add(n, ordering: .relaxed)
+    }
+    func streamsClosed(_ n: Int) { openStreams.subtract(n, ordering: .relaxed) }
     func connectionClosed() { openConnections.subtract(1, ordering: .relaxed) }
 }
 

@@ -179,6 +179,7 @@ struct JSONParser {
     mutating func parseNumber() throws -> Double {
         let start = i
         if bytes[i] == UInt8(ascii: "-") { i += 1 }
+        if i < bytes.count, bytes[i] == UInt8(ascii: "I") || bytes[i] == UInt8(ascii: "N") { throw fail("NaN and Infinity are not JSON numbers") }
         guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else { throw fail("invalid number") }
         if bytes[i] == UInt8(ascii: "0") {
             i += 1

@@ -86,16 +86,21 @@ public enum KServeJSONCodec {
         guard flat.count == count else {
             throw ApusError(.badRequest, "input \(name): shape \(shape) needs \(count) values, data has \(flat.count)")
         }
-        func numbers() throws -> [Double] {
+        /// `missingAllowed`: JSON has no NaN, so `null` is a missing value (NaN) in float data
+        /// (PROTOCOL.md §4); integers have no missing value.
+        func numbers(missingAllowed: Bool = false) throws -> [Double] {
             try flat.enumerated().map { i, v in
-                guard case .number(let d) = v else { throw ApusError(.badRequest, "input \(name): data[\(i)] is not a number") }
-                return d
+                switch v {
+                case .number(let d): return d
+                case .null where missingAllowed: return .nan
+                default: throw ApusError(.badRequest, "input \(name): data[\(i)] is not a number")
+                }
             }
         }
         let tensorData: Tensor.Data
         switch datatype {
-        case "FP32": tensorData = .float32(try numbers().map { Float($0) })
-        case "FP64": tensorData = .float64(try numbers())
+        case "FP32": tensorData = .float32(try numbers(missingAllowed: true).map { Float($0) })
+        case "FP64": tensorData = .float64(try numbers(missingAllowed: true))
         case "INT64":
             tensorData = .int64(try numbers().enumerated().map { i, d in
                 guard d == d.rounded(), let v = Int64(exactly: d) else { throw ApusError(.badRequest, "input \(name): data[\(i)] is not an INT64") }

@@ -17,6 +17,9 @@ final class DynamicBatcherTests: XCTestCase {
         let compiled = try ONNXLoader.load(data: try Data(contentsOf: url))
         var configuration = BatcherStateMachine<UInt64>.Configuration()
         configuration.maxBatchRows = 64
+        // A free slot even while the previous batch's worker is still finishing after answering
+        // (its slot frees just after the completion the test waits for).
+        configuration.slots = 4
         return DynamicBatcher(compiled: compiled, configuration: configuration, model: "m", version: 1,
                               inlineBudgetNanos: inlineBudgetNanos, observer: nil)
     }

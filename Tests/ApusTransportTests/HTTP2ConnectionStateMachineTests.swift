@@ -165,6 +165,25 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.tick(now: 500 * ms), [])
     }
 
+    func testAnswersBlockedByAZeroWindowPastTheWriteStallTimeoutClose() {
+        var machine = Machine(limits: limits { $0.writeStallTimeoutNanos = 100 * ms }, now: 0)
+        _ = openGET(&machine, 1)
+        machine.flowControlProgress(blocked: true, now: 10 * ms)
+        machine.flowControlProgress(blocked: true, now: 60 * ms)  // still blocked: the clock keeps its start
+        XCTAssertEqual(machine.tick(now: 109 * ms), [])
+        guard case .close? = machine.tick(now: 110 * ms).first else { return XCTFail() }
+    }
+
+    func testFlowControlProgressRestartsTheStallClock() {
+        var machine = Machine(limits: limits { $0.writeStallTimeoutNanos = 100 * ms }, now: 0)
+        _ = openGET(&machine, 1)
+        machine.flowControlProgress(blocked: true, now: 0)
+        machine.flowControlProgress(blocked: false, now: 90 * ms)
+        machine.flowControlProgress(blocked: true, now: 95 * ms)
+        XCTAssertEqual(machine.tick(now: 150 * ms), [])
+        guard case .close? = machine.tick(now: 195 * ms).first else { return XCTFail() }
+    }
+
     func testDrainSendsNoticeThenFinalGoAwayThenClosesWhenTheLastStreamEnds() {
         var machine = Machine(limits: limits(), now: 0)
         _ = openGET(&machine, 1)

@@ -365,9 +365,19 @@ def test_hot_swaps_under_load_lose_no_request_and_never_serve_a_bad_version(tmp_
         assert phase["failed"] == 0, phase
         assert set(phase["versions"]) <= good, (phase["versions"], "a version that failed validation served")
         assert len(phase["versions"]) > 5, phase["versions"]
-        # Memory: after 100 swaps RSS stays within 64 MiB of where it was after the first ten.
-        print(f"RSS after 10 swaps {rss[9] >> 20} MiB, after 100 swaps {rss[-1] >> 20} MiB")
-        assert rss[-1] - rss[9] < 64 << 20, rss
+        # Memory returns to its baseline: the two versions the policy keeps, once the load is over and
+        # the old versions are freed (their pages are handed back), against the same two-version
+        # state at the start. Freed versions are trimmed asynchronously: poll, bounded.
+        baseline = rss[1]
+        deadline = time.monotonic() + 5
+        while True:
+            final = int(open(f"/proc/{server.proc.pid}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            if final - baseline < 16 << 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        print(f"RSS with 2 versions at the start {baseline >> 20} MiB, peak {max(rss) >> 20} MiB, "
+              f"after 100 swaps and the load {final >> 20} MiB")
+        assert final - baseline < 16 << 20, (baseline, final, rss)
     finally:
         server.kill()
 
