@@ -37,9 +37,9 @@ enum OpRegistry {
             let intercepts = try a.floats("intercepts", default: [])
             try a.reject(["classlabels_strings"])
             let labels = classifier ? try a.ints("classlabels_ints") : nil
-            if classifier, try a.int("multi_class", default: 0) != 0 {
-                throw RuntimeError("multi_class=1 is not supported")
-            }
+            // multi_class (skl2onnx sets 1 for multinomial LogisticRegression) does not change
+            // the scores: onnxruntime ignores it, and so do we (fixture logreg_3class_softmax).
+            _ = try a.int("multi_class", default: 0)
             // Score columns: one per intercept; without intercepts one per class (one for two classes).
             let outputs: Int
             if let labels {
@@ -94,6 +94,8 @@ enum OpRegistry {
             return Reshape(name: name, flattenAxis: nil)
         case ("", "Flatten"):
             return Reshape(name: name, flattenAxis: Int(try a.int("axis", default: 1)))
+        case ("", "Gather"):
+            return Gather(name: name, axis: Int(try a.int("axis", default: 0)))
         case ("", "Concat"):
             return Concat(name: name, axis: Int(try a.int("axis")))
         default:

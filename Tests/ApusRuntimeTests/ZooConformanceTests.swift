@@ -7,32 +7,11 @@ import XCTest
 /// labels exact, values within 1e-5 relative / 1e-6 absolute, every row (thresholds, NaN, extremes).
 final class ZooConformanceTests: XCTestCase {
     static var zoo: URL {
-        Bundle.module.resourceURL!.appendingPathComponent("Fixtures/zoo")
+        Conformance.fixtures.appendingPathComponent("zoo")
     }
 
     func check(_ model: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let folder = Self.zoo.appendingPathComponent(model)
-        let compiled = try ONNXLoader.load(path: folder.appendingPathComponent("model.onnx").path)
-        let input = try NPY.read(folder.appendingPathComponent("inputs.npy"))
-        let outputs = try compiled.run([input])
-        for (spec, actual) in zip(compiled.outputs, outputs) {
-            let expected = try NPY.read(folder.appendingPathComponent("expected_\(spec.name).npy"))
-            XCTAssertEqual(actual.count, expected.count, "\(model) \(spec.name): element count", file: file, line: line)
-            switch expected.data {
-            case .int64(let want):
-                XCTAssertEqual(try actual.int64s(), want, "\(model) \(spec.name): labels differ", file: file, line: line)
-            default:
-                let want = try expected.floats()
-                let got = try actual.floats()
-                for i in 0..<min(want.count, got.count) {
-                    let tolerance = max(1e-6, 1e-5 * abs(want[i]))
-                    if !(abs(got[i] - want[i]) <= tolerance || (got[i].isNaN && want[i].isNaN)) {
-                        XCTFail("\(model) \(spec.name)[\(i)] (row \(i / max(1, actual.shape.last ?? 1))): got \(got[i]), onnxruntime \(want[i])", file: file, line: line)
-                        return
-                    }
-                }
-            }
-        }
+        try Conformance.check(Self.zoo.appendingPathComponent(model), file: file, line: line)
     }
 
     func testRandomForestBinaryMatchesOnnxruntime() throws { try check("rf_binary") }

@@ -1,0 +1,40 @@
+import ApusONNX
+import ApusRuntime
+import Foundation
+import XCTest
+
+/// The conformance check shared by the zoo (Fixtures/zoo) and the generated fixtures
+/// (Fixtures/extra, tools/gen_fixtures.py). A fixture folder holds `model.onnx`, `inputs.npy` and
+/// one `expected_<output name>.npy` per graph output, computed by onnxruntime: labels must match
+/// exactly, values within 1e-5 relative / 1e-6 absolute (NaN where onnxruntime gives NaN), on
+/// every row.
+enum Conformance {
+    static var fixtures: URL {
+        Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
+    }
+
+    static func check(_ folder: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+        let model = folder.lastPathComponent
+        let compiled = try ONNXLoader.load(path: folder.appendingPathComponent("model.onnx").path)
+        let input = try NPY.read(folder.appendingPathComponent("inputs.npy"))
+        let outputs = try compiled.run([input])
+        for (spec, actual) in zip(compiled.outputs, outputs) {
+            let expected = try NPY.read(folder.appendingPathComponent("expected_\(spec.name).npy"))
+            XCTAssertEqual(actual.count, expected.count, "\(model) \(spec.name): element count", file: file, line: line)
+            switch expected.data {
+            case .int64(let want):
+                XCTAssertEqual(try actual.int64s(), want, "\(model) \(spec.name): labels differ", file: file, line: line)
+            default:
+                let want = try expected.floats()
+                let got = try actual.floats()
+                for i in 0..<min(want.count, got.count) {
+                    let tolerance = max(1e-6, 1e-5 * abs(want[i]))
+                    if !(abs(got[i] - want[i]) <= tolerance || (got[i].isNaN && want[i].isNaN)) {
+                        XCTFail("\(model) \(spec.name)[\(i)] (row \(i / max(1, actual.shape.last ?? 1))): got \(got[i]), onnxruntime \(want[i])", file: file, line: line)
+                        return
+                    }
+                }
+            }
+        }
+    }
+}
