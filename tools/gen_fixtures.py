@@ -6,7 +6,8 @@ skl2onnx / onnxmltools the way a user would (a few are built by hand with onnx.h
 below), and written in the layout of the conformance zoo (Fixtures/zoo/README.md):
 
     <name>/model.onnx              the model
-    <name>/inputs.npy              61 float32 rows (edge values included, see below)
+    <name>/inputs.npy              61 rows (edge values included, see below): float32, or int64
+                                   where the graph input is int64 (onehot_int_pipeline)
     <name>/expected_<output>.npy   onnxruntime's outputs for those rows (CPUExecutionProvider,
                                    1 thread): labels int64, values float32 (ZipMap output
                                    stored as a dense [rows, classes] array in class order)
@@ -35,12 +36,15 @@ feature at 1e8 or -1e6, samples scaled by 1e5 and -1e4; tree models also +-3e38,
 (subnormal), rows with every split feature exactly at one of the model's thresholds and 1 ulp
 above / below it (thresholds read from the fitted trees), and rows moving only the first tree's
 root feature to its threshold and 1 ulp beside it; NaN rows for models that handle missing
-values. For models with dense arithmetic (not tree ensembles) a row whose float32 result is
-ill-conditioned is left out and listed in meta.json ("conditioning"): evaluating the graph in
-float32 with another summation order, or with correctly rounded sums, moves a value by more than
-a quarter of the test tolerance away from onnxruntime, or two class scores are nearly tied. Any
-correct float32 implementation may differ from onnxruntime by more than the tolerance on such a
-row, so it would test summation order, not the runtime.
+values. Models with integer-coded category columns (onehot_*, column_transformer_churn) also get
+rows with unknown, negative and very large codes (with -0 and fractional codes for a float
+input, int64 extremes for an int64 one). For models with dense arithmetic (not tree ensembles)
+a row whose float32 result is ill-conditioned is left out and listed in meta.json
+("conditioning"): evaluating the graph in float32 with another summation order, or with
+correctly rounded sums, moves a value by more than a quarter of the test tolerance away from
+onnxruntime, or two class scores are nearly tied. Any correct float32 implementation may differ
+from onnxruntime by more than the tolerance on such a row, so it would test summation order, not
+the runtime.
 
 Models the runtime cannot load (an op or attribute missing from
 Sources/ApusRuntime/OpRegistry.swift, mirrored in `unsupported_reason` below) are not written;
@@ -138,7 +142,7 @@ SUPPORTED_OPS = {
     },
     "ai.onnx": {
         "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "Relu", "Sigmoid", "Tanh", "Identity",
-        "Softmax", "ArgMax", "Cast", "Reshape", "Flatten", "Concat",
+        "Softmax", "ArgMax", "Cast", "Reshape", "Flatten", "Concat", "Gather",
     },
 }
 REJECTED_ATTRIBUTES = {
@@ -240,7 +244,8 @@ def _f32(v) -> np.ndarray:
 
 def evaluate(model: onnx.ModelProto, x: np.ndarray, order: str) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-    values[model.graph.input[0].name] = x.astype(F32)
+    graph_input = model.graph.input[0]
+    values[graph_input.name] = x.astype(helper.tensor_dtype_to_np_dtype(graph_input.type.tensor_type.elem_type))
 
     def post(scores: np.ndarray, transform: str) -> np.ndarray:
         s = scores.astype(np.float64)
@@ -261,7 +266,7 @@ def evaluate(model: onnx.ModelProto, x: np.ndarray, order: str) -> dict[str, np.
                 out = [i[0]]
             elif op == "Cast":
                 if a["to"] in (6, 7):
-                    out = [np.trunc(i[0]).astype(np.int64)]
+                    out = [i[0].astype(np.int64) if i[0].dtype.kind in "iu" else np.trunc(i[0]).astype(np.int64)]
                 else:
                     out = [i[0].astype(np.float64 if a["to"] == 11 else F32)]
             elif op == "MatMul":
@@ -290,6 +295,12 @@ def evaluate(model: onnx.ModelProto, x: np.ndarray, order: str) -> dict[str, np.
             elif op == "ArrayFeatureExtractor":
                 idx = np.asarray(i[1]).astype(np.int64)
                 out = [np.take(i[0], idx.ravel(), axis=-1) if i[0].ndim > 1 else i[0][idx]]
+            elif op == "Gather":
+                axis = a.get("axis", 0)
+                axis = axis + i[0].ndim if axis < 0 else axis
+                idx = np.asarray(i[1]).astype(np.int64)
+                idx = np.where(idx < 0, idx + i[0].shape[axis], idx)
+                out = [np.take(i[0], idx, axis=axis)]
             elif op == "Reshape":
                 shape = [int(d) if d != 0 else i[0].shape[k] for k, d in enumerate(i[1])]
                 out = [i[0].reshape(shape)]
@@ -394,9 +405,10 @@ def ill_conditioned_rows(model: onnx.ModelProto, x: np.ndarray, expected: dict[s
 class Rows:
     values: list = field(default_factory=list)
     kinds: list = field(default_factory=list)
+    dtype: type = F32  # the graph input's element type: float32, or int64 for integer-coded inputs
 
     def add(self, row, kind: str):
-        self.values.append(np.asarray(row, dtype=F32))
+        self.values.append(np.asarray(row, dtype=self.dtype))
         self.kinds.append(kind)
 
 
@@ -464,6 +476,7 @@ def assemble(edges: Rows, pool: np.ndarray, drop: set[int] = frozenset()) -> tup
     """ROWS rows: the edge rows, then pool samples, skipping the candidates in `drop` (indices
     into edge rows + pool). Returns the rows (samples first, then edge rows, as in the zoo),
     their kinds and the index of the last candidate used."""
+    assert pool.dtype == edges.dtype, f"pool {pool.dtype}, edge rows {np.dtype(edges.dtype)}"
     candidates = [(v, kind) for v, kind in zip(edges.values, edges.kinds)]
     candidates += [(v, "sample_with_nan" if np.isnan(v).any() else "sample") for v in pool]
     used = [k for k in range(len(candidates)) if k not in drop][:ROWS]
@@ -471,7 +484,7 @@ def assemble(edges: Rows, pool: np.ndarray, drop: set[int] = frozenset()) -> tup
     rows = [candidates[k] for k in used]
     is_sample = [kind in ("sample", "sample_with_nan") for _, kind in rows]
     rows = [r for r, sample in zip(rows, is_sample) if sample] + [r for r, sample in zip(rows, is_sample) if not sample]
-    return np.ascontiguousarray(np.stack([v for v, _ in rows]).astype(F32)), [kind for _, kind in rows], used[-1]
+    return np.ascontiguousarray(np.stack([v for v, _ in rows]).astype(edges.dtype)), [kind for _, kind in rows], used[-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -962,8 +975,9 @@ def fx_lgbm_regressor(seed):
 
 
 # Hand-built graphs: no standard scikit-learn converter emits Gemm with only supported ops
-# (KMeans and GaussianMixture use Gemm next to ReduceSumSquare and friends), and OneHotEncoder's
-# export selects columns with Gather.
+# (KMeans and GaussianMixture use Gemm next to ReduceSumSquare and friends); onehot_handbuilt
+# feeds OneHotEncoder float and fractional codes directly (skl2onnx's export picks each column
+# with Gather: see onehot_int_pipeline and column_transformer_churn below).
 
 
 def init(name, array):
@@ -1079,6 +1093,121 @@ def fx_onehot_handbuilt(seed):
                  "handbuilt.onehot", "regression", d, edges, pool, extra={"hand_built": True})
 
 
+# Integer-coded categorical columns, the way churn-style tabular data is usually modelled:
+# skl2onnx's OneHotEncoder export picks each column with Gather(axis=1), casts it to int64 and
+# one-hot encodes it (zeros=1: unknown categories give a zero row, like handle_unknown="ignore").
+
+CHURN_NOTE = ("skl2onnx casts a float category column to int64 before OneHotEncoder, truncating toward zero: a "
+              "fractional or tiny code (2.7, -0.5, 1e-30) becomes a known category in the export, while scikit-learn "
+              "treats it as unknown (framework_check): onnxruntime is the reference")
+
+
+def churn_labels(rng, logit: np.ndarray) -> np.ndarray:
+    return (rng.random(len(logit)) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+
+
+def fx_onehot_int_pipeline(seed):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import Int64TensorType
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(seed)
+    n, d = 500, 4
+    # Codes as they come out of a database: contract 0-2, payment method 1-4 (0 is no code), region
+    # with -1 for "not recorded" and sparse codes, plan tier 0-5.
+    levels = [np.array([0, 1, 2]), np.array([1, 2, 3, 4]), np.array([-1, 0, 3, 7, 12]), np.arange(6)]
+    weights = [[0.55, 0.25, 0.2], None, [0.1, 0.3, 0.25, 0.2, 0.15], None]
+    X = np.stack([rng.choice(lv, n, p=w) for lv, w in zip(levels, weights)], axis=1).astype(np.int64)
+    effects = [np.array([1.2, -0.3, -1.4]), np.array([0.8, -0.2, -0.4, 0.1]), np.array([0.5, -0.2, 0.3, -0.6, 0.1]),
+               np.linspace(-0.6, 0.6, 6)]
+    logit = sum(e[np.searchsorted(lv, X[:, c])] for c, (lv, e) in enumerate(zip(levels, effects))) - 0.3
+    y = churn_labels(rng, logit)
+    Xt, yt, pool = split(X, y)
+    m = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000)).fit(Xt, yt)
+    # A fixed graph name (convert_sklearn defaults to a random uuid; to_onnx, as in skl(), uses this one).
+    model = convert_sklearn(m, "ONNX(Pipeline)", initial_types=[("input", Int64TensorType([None, d]))],
+                            options={id(m.steps[-1][1]): NO_ZIPMAP})
+    big = np.iinfo(np.int64)
+    edges = Rows(dtype=np.int64)
+    for row, kind in [([0, 0, 0, 0], "zeros"), ([0, 1, -1, 0], "lowest_known_codes"),
+                      ([2, 4, 12, 5], "highest_known_codes"), ([-1, -1, -1, -1], "all_-1_known_only_in_region"),
+                      ([3, 0, 1, 6], "unknown_in_every_column"), ([3, 2, 3, 1], "unknown_contract_3"),
+                      ([1, 0, 7, 2], "unknown_payment_0"), ([1, 5, 7, 2], "unknown_payment_5"),
+                      ([0, 3, 5, 4], "unknown_region_5"), ([2, 1, 0, 9], "unknown_tier_9"),
+                      ([-2, -7, -100, -3], "negative_unknown_codes"),
+                      ([1_000_000, -1_000_000, 99, 1 << 40], "large_unknown_codes"),
+                      ([big.max, big.min, big.max, big.min], "int64_extremes"),
+                      ([big.min, 4, big.max, 3], "int64_extremes_beside_known_codes")]:
+        edges.add(row, kind)
+    return Built(model, "make_pipeline(OneHotEncoder(handle_unknown=ignore), LogisticRegression) on 4 int64-coded "
+                 "categorical columns (3-6 categories; -1 and 0 are trained codes in some columns), exported with "
+                 "Int64TensorType: Gather(axis=1) per column, Cast to int64, OneHotEncoder, Concat(axis=-1) of the "
+                 "[N,1,C] encodings, Reshape, LinearClassifier LOGISTIC; rows with unknown, negative and int64-extreme "
+                 "codes", "sklearn.Pipeline", "classification", d, edges, pool, class_labels=[0, 1],
+                 framework_predict=proba_predict(m))
+
+
+def fx_column_transformer_churn(seed):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(seed)
+    n, d = 500, 8
+    tenure = rng.integers(0, 73, n)
+    contract = rng.choice(3, n, p=[0.55, 0.25, 0.2])
+    monthly = np.round(rng.uniform(18, 120, n), 2)
+    total = np.round(tenure * monthly * rng.uniform(0.9, 1.1, n), 2)
+    region = rng.integers(0, 50, n)  # an id column the ColumnTransformer drops
+    payment = rng.choice(4, n)
+    calls = rng.poisson(1.5, n)
+    senior = (rng.random(n) < 0.16).astype(np.int64)
+    X = np.stack([tenure, contract, monthly, total, region, payment, calls, senior], axis=1).astype(F32)
+    logit = (-0.04 * tenure + np.array([1.0, -0.5, -1.5])[contract] + 0.02 * (monthly - 70) + 0.45 * calls
+             + np.array([0.4, -0.1, -0.3, 0.0])[payment] + 0.4 * senior - 0.5)
+    y = churn_labels(rng, logit)
+    Xt, yt, pool = split(X, y)
+    numeric, categorical = [0, 2, 3, 6], [1, 5, 7]
+    ct = ColumnTransformer([("numeric", StandardScaler(), numeric),
+                            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical)])
+    m = make_pipeline(ct, LogisticRegression(max_iter=1000)).fit(Xt, yt)
+    # A fixed graph name (convert_sklearn defaults to a random uuid; to_onnx, as in skl(), uses this one).
+    model = convert_sklearn(m, "ONNX(Pipeline)", initial_types=[("input", FloatTensorType([None, d]))],
+                            options={id(m.steps[-1][1]): NO_ZIPMAP})
+    edges = edge_rows(pool, d, False)
+
+    # Held-out samples with the category columns (and some numeric ones) replaced.
+    for k, (codes, numeric_values, kind) in enumerate([
+            ([3, 4, 2], {}, "unknown_codes_3_4_2"),
+            ([-1, -1, -1], {}, "negative_codes_-1"),
+            ([-0.0, -0.0, -0.0], {}, "negative_zero_codes"),
+            ([2.7, 3.999, 0.5], {}, "fractional_codes_2.7_3.999_0.5"),
+            ([-0.5, -0.999, -0.25], {}, "fractional_negative_codes_truncate_to_0"),
+            ([1e6, -1e6, 1e9], {}, "large_codes_1e6_-1e6_1e9"),
+            ([0, 3, 1], {0: 0.0, 3: 0.0}, "new_customer_tenure_0"),
+            ([2, 0, 0], {0: 72.0, 3: 8640.0}, "long_tenure_known_codes"),
+            ([1, 2, 0], {0: 1e6, 2: -1e6, 3: 1e6, 6: -1e6}, "numeric_large_+-1e6_known_codes")]):
+        row = pool[k].copy()
+        row[categorical] = codes
+        for column, value in numeric_values.items():
+            row[column] = value
+        edges.add(row, kind)
+    built = Built(model, "make_pipeline(ColumnTransformer([StandardScaler on numeric columns 0,2,3,6; "
+                  "OneHotEncoder(handle_unknown=ignore) on integer-valued columns 1,5,7; column 4 dropped]), "
+                  "LogisticRegression), float32 input (FloatTensorType): ArrayFeatureExtractor per group, Scaler, "
+                  "Gather(axis=1) + Cast to int64 + OneHotEncoder per category column, Concat(axis=-1), Reshape, "
+                  "Concat(axis=1), LinearClassifier LOGISTIC; rows with unknown, negative, -0 and fractional codes",
+                  "sklearn.Pipeline", "classification", d, edges, pool, class_labels=[0, 1],
+                  framework_predict=proba_predict(m))
+    built.extra["framework_note"] = CHURN_NOTE
+    return built
+
+
 FIXTURES: dict[str, tuple[Callable, str]] = {
     # name: (builder, behaviour tested)
     "linear_regression": (fx_linear_regression, "LinearRegressor"),
@@ -1103,6 +1232,10 @@ FIXTURES: dict[str, tuple[Callable, str]] = {
     "lgbm_regressor": (fx_lgbm_regressor, "TreeEnsembleRegressor BRANCH_LEQ, NaN"),
     "dense_gemm_handbuilt": (fx_dense_gemm_handbuilt, "Gemm/MatMul dense layers on odd shapes + tensor ops"),
     "onehot_handbuilt": (fx_onehot_handbuilt, "OneHotEncoder, ArrayFeatureExtractor, Scaler"),
+    "onehot_int_pipeline": (fx_onehot_int_pipeline, "int64 input: Gather, OneHotEncoder (unknown, negative codes), "
+                            "LinearClassifier LOGISTIC"),
+    "column_transformer_churn": (fx_column_transformer_churn, "ColumnTransformer: ArrayFeatureExtractor, Scaler, "
+                                 "Gather + Cast + OneHotEncoder, Concat"),
 }
 
 
@@ -1110,16 +1243,22 @@ FIXTURES: dict[str, tuple[Callable, str]] = {
 def probe_unsupported(seed) -> dict[str, str]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import Int64TensorType
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    def export(encoder, x, tensor_type):
+        pipe = make_pipeline(encoder, LogisticRegression()).fit(x, codes[:, 0] % 2)
+        return convert_sklearn(pipe, initial_types=[("input", tensor_type([None, 3]))],
+                               options={id(pipe.steps[-1][1]): {"zipmap": False}})
 
     found = {}
     codes = np.random.default_rng(seed).integers(0, 4, (200, 3)).astype(np.int64)
-    pipe = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression()).fit(codes, codes[:, 0] % 2)
-    exported = convert_sklearn(pipe, initial_types=[("input", Int64TensorType([None, 3]))],
-                               options={id(pipe.steps[-1][1]): {"zipmap": False}})
-    found["OneHotEncoder on integer-coded columns (+ LogisticRegression)"] = unsupported_reason(exported)
+    # (OneHotEncoder on integer codes is covered: onehot_int_pipeline, column_transformer_churn.)
+    found["OneHotEncoder on string categories (+ LogisticRegression)"] = unsupported_reason(
+        export(OneHotEncoder(handle_unknown="ignore"), codes.astype(str).astype(object), StringTensorType))
+    found["OrdinalEncoder(handle_unknown=use_encoded_value) on integer codes (+ LogisticRegression)"] = unsupported_reason(
+        export(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), codes, Int64TensorType))
     return found
 
 
@@ -1200,7 +1339,7 @@ def build_fixture(name: str, builder: Callable, seed: int) -> tuple[Built, np.nd
     dropped: list[str] = []
     if not built.trees:
         # Evaluate every candidate row once, leave out the ill-conditioned ones.
-        candidates = np.stack(edges.values + list(pool)).astype(F32)
+        candidates = np.stack(edges.values + list(pool)).astype(edges.dtype)
         bad = ill_conditioned_rows(built.model, candidates, run_ort(model_bytes, candidates))
         if len(bad) > 0.25 * len(candidates):
             raise RuntimeError(f"{name}: {len(bad)} of {len(candidates)} rows disagree with the float32 evaluation "
@@ -1244,6 +1383,7 @@ def write_fixture(out: Path, name: str, behaviour: str, seed: int, vers: dict) -
         "class_labels": built.class_labels,
         "supports_missing_values_nan": built.nan,
         "inputs_file": "inputs.npy",
+        "inputs_dtype": str(x.dtype),
         "inputs_shape": list(x.shape),
         "input_row_kinds": kinds,
         "expected_outputs": outputs,
@@ -1273,8 +1413,9 @@ def write_readme(out: Path, results: list[dict], unsupported: dict[str, str]):
         "",
         "Generated by `tools/gen_fixtures.py` (do not edit by hand; rerun the script) and checked by",
         "`ExtraConformanceTests.swift`. Same layout as `../zoo` (see its README): `model.onnx`, `inputs.npy`",
-        "(61 float32 rows: samples plus edge rows), `expected_<output>.npy` from onnxruntime",
-        "(CPUExecutionProvider, 1 thread), `meta.json` (ops, opset, IR version, row kinds, versions).",
+        "(61 float32 rows: samples plus edge rows; int64 rows for `onehot_int_pipeline`, whose graph input is int64),",
+        "`expected_<output>.npy` from onnxruntime (CPUExecutionProvider, 1 thread), `meta.json` (ops, opset,",
+        "IR version, row kinds, versions).",
         "Verify with `python3 tools/gen_fixtures.py --check`.",
         "",
         "`dense_gemm_handbuilt` and `onehot_handbuilt` are built with onnx.helper (no standard converter emits",
@@ -1287,9 +1428,9 @@ def write_readme(out: Path, results: list[dict], unsupported: dict[str, str]):
         if "ops" in r:
             ops = ", ".join(o.split("::")[1] for o in r["ops"])
             lines.append(f"| `{r['name']}` | {FIXTURES[r['name']][1]} | {ops} |")
-    if unsupported:
+    if any(why is not None for why in unsupported.values()):
         lines += ["", "Left out (the runtime cannot load the standard export):", ""]
-        lines += [f"- {what}: {why}" for what, why in unsupported.items()]
+        lines += [f"- {what}: {why}" for what, why in unsupported.items() if why is not None]
     (out / "README.md").write_text("\n".join(lines) + "\n")
 
 

@@ -59,8 +59,6 @@ public final class RepositoryWatcher: Sendable {
     public func start(pollInterval: Duration?, handleSIGHUP: Bool) {
         sourcesLock.lock()
         defer { sourcesLock.unlock() }
-        do {
-            var started: [any DispatchSourceProtocol] = []
         if let pollInterval, pollInterval > .zero {
             let timer = DispatchSource.makeTimerSource(queue: queue)
             let nanos = Int(pollInterval.components.seconds) * 1_000_000_000 + Int(pollInterval.components.attoseconds / 1_000_000_000)
@@ -70,7 +68,7 @@ public final class RepositoryWatcher: Sendable {
                 trigger(.poll)
             }
             timer.resume()
-            started.append(timer)
+            sources.append(timer)
         }
         if handleSIGHUP {
             signal(SIGHUP, SIG_IGN)
@@ -79,10 +77,13 @@ public final class RepositoryWatcher: Sendable {
                 logger.info("SIGHUP: reloading the repository")
                 trigger(.signal)
             }
+            // The source is armed asynchronously; wait (bounded) until it is, so a SIGHUP sent
+            // as soon as the server announces its port reaches it.
+            let armed = DispatchSemaphore(value: 0)
+            source.setRegistrationHandler { armed.signal() }
             source.resume()
-            started.append(source)
-        }
-        sources.append(contentsOf: started)
+            sources.append(source)
+            _ = armed.wait(timeout: .now() + .seconds(2))
         }
     }
 

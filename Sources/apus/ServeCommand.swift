@@ -143,10 +143,12 @@ struct ServeCommand: AsyncParsableCommand {
         let canary = CanaryController(repository: repository, outcomes: outcomes, logger: logger)
         let app = Application(configuration: configuration, repository: repository, splitter: TrafficSplitter(), metrics: metrics,
                               outcomes: outcomes, canary: canary, logger: logger)
+        // SIGHUP handling is armed before the port is announced: a reload asked for right after
+        // start-up is not lost (Dispatch activates signal sources asynchronously).
+        watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
         try await app.start()
         let canaryTimer = canary.startTimer(interval: .seconds(1))
         let driftTimer = metrics.drift.startRecomputing(every: .seconds(max(1, driftInterval)), snapshot: { repository.snapshot })
-        watcher.start(pollInterval: pollInterval > 0 ? .nanoseconds(Self.nanos(pollInterval)) : nil, handleSIGHUP: true)
         let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
         logger.info("serving", metadata: ["model-repository": "\(modelRepository)", "versions": "\(ready.joined(separator: " "))"])
         let received = await signals.next()

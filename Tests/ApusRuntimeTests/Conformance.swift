@@ -4,8 +4,9 @@ import Foundation
 import XCTest
 
 /// The conformance check shared by the zoo (Fixtures/zoo) and the generated fixtures
-/// (Fixtures/extra, tools/gen_fixtures.py). A fixture folder holds `model.onnx`, `inputs.npy` and
-/// one `expected_<output name>.npy` per graph output, computed by onnxruntime: labels must match
+/// (Fixtures/extra, tools/gen_fixtures.py). A fixture folder holds `model.onnx`, `inputs.npy` (of
+/// the graph input's element type: float32, or int64 for integer-coded inputs) and one
+/// `expected_<output name>.npy` per graph output, computed by onnxruntime: labels must match
 /// exactly, values within 1e-5 relative / 1e-6 absolute (NaN where onnxruntime gives NaN), on
 /// every row.
 enum Conformance {
@@ -17,6 +18,11 @@ enum Conformance {
         let model = folder.lastPathComponent
         let compiled = try ONNXLoader.load(path: folder.appendingPathComponent("model.onnx").path)
         let input = try NPY.read(folder.appendingPathComponent("inputs.npy"))
+        // The runtime does not convert feeds to the declared type: an int64 graph input must be fed int64 rows.
+        if let declared = compiled.inputs.first?.elementType {
+            XCTAssertEqual(input.elementType, declared, "\(model): inputs.npy vs the graph input's element type",
+                           file: file, line: line)
+        }
         let outputs = try compiled.run([input])
         for (spec, actual) in zip(compiled.outputs, outputs) {
             let expected = try NPY.read(folder.appendingPathComponent("expected_\(spec.name).npy"))

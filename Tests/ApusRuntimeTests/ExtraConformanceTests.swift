@@ -18,7 +18,7 @@ final class ExtraConformanceTests: XCTestCase {
         "sgd_3class", "mlp_regressor_tanh", "mlp_regressor_logistic", "mlp_binary_tanh", "impute_l2_binarize_logreg",
         "impute_l1_scaler_ridge", "normalizer_max_linreg", "rf_regressor", "extratrees_3class_zipmap", "gbc_3class",
         "xgb_3class", "xgb_binary_softprob", "xgb_regressor", "lgbm_binary", "lgbm_regressor", "dense_gemm_handbuilt",
-        "onehot_handbuilt",
+        "onehot_handbuilt", "onehot_int_pipeline", "column_transformer_churn",
     ]
 
     func check(_ model: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -45,6 +45,14 @@ final class ExtraConformanceTests: XCTestCase {
     func testImputerL1NormalizerScalerPipelineMatchesOnnxruntime() throws { try check("impute_l1_scaler_ridge") }
     func testMaxNormalizerPipelineMatchesOnnxruntime() throws { try check("normalizer_max_linreg") }
     func testOneHotEncoderWithUnknownAndFractionalCodesMatchesOnnxruntime() throws { try check("onehot_handbuilt") }
+
+    // Categorical pipelines as skl2onnx exports them (Gather(axis=1) picks each category column).
+    /// int64 input: OneHotEncoder(handle_unknown="ignore") + LogisticRegression; codes never trained on
+    /// (negative, large, int64 extremes) give zero encodings.
+    func testOneHotPipelineOnInt64CodesWithUnknownAndNegativeCodesMatchesOnnxruntime() throws { try check("onehot_int_pipeline") }
+    /// float32 input: ColumnTransformer (StandardScaler on numeric columns, OneHotEncoder on integer-valued
+    /// ones, one column dropped) + LogisticRegression; unknown, negative, -0 and fractional codes.
+    func testColumnTransformerScalerAndOneHotOnFloatInputMatchesOnnxruntime() throws { try check("column_transformer_churn") }
 
     // Tree ensembles.
     func testRandomForestRegressorMatchesOnnxruntime() throws { try check("rf_regressor") }

@@ -357,7 +357,7 @@ def test_hot_swaps_under_load_lose_no_request_and_never_serve_a_bad_version(tmp_
                 assert states.get(str(version)) == "FAILED", (version, states)
             else:
                 moved = httpx.put(f"{server.url}/v2/repository/models/logreg/labels/stable", json={"version": version}, timeout=5)
-                assert moved.status_code == 200, moved.text
+                assert moved.status_code == 200, (moved.text, states, server.log()[-3000:])
             rss.append(int(open(f"/proc/{server.proc.pid}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
         out, err = load.communicate(timeout=120)
         assert load.returncode == 0, out + err
