@@ -18,7 +18,7 @@ public final class ApusClient: Sendable {
     public let format: WireFormat
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
-    private let slots: Mutex<[HTTP2ClientConnection?]>
+    private let slots: Locked<[HTTP2ClientConnection?]>
     private let slotCount: Int
     private let next = Atomic<Int>(0)
 
@@ -34,7 +34,7 @@ public final class ApusClient: Sendable {
             ownsGroup = true
         }
         slotCount = max(1, connections)
-        slots = Mutex(Array(repeating: nil, count: max(1, connections)))
+        slots = Locked(Array(repeating: nil, count: max(1, connections)))
     }
 
     /// A usable connection (opened or replaced as needed).

@@ -1,3 +1,4 @@
+import ApusCore
 import Synchronization
 
 /// Per-request facts from the transport: who sent it and whether the client gave up.
@@ -8,7 +9,7 @@ import Synchronization
 public final class RequestContext: Sendable {
     public let remoteAddress: String
     private let cancelled = Atomic<Bool>(false)
-    private let handler = Mutex<(@Sendable () -> Void)?>(nil)
+    private let handler = Locked<(@Sendable () -> Void)?>(nil)
 
     public init(remoteAddress: String) { self.remoteAddress = remoteAddress }
 

@@ -30,7 +30,7 @@ final class DynamicBatcher: Sendable {
     }
 
     private let compiled: CompiledModel
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let queue = DispatchQueue.global(qos: .userInitiated)
     private let observer: (any InferenceObserver)?
     private let model: String
@@ -43,7 +43,7 @@ final class DynamicBatcher: Sendable {
          inlineBudgetNanos: UInt64 = 0, observer: (any InferenceObserver)?) {
         self.compiled = compiled
         self.inlineBudgetNanos = inlineBudgetNanos
-        self.state = Mutex(State(machine: BatcherStateMachine(configuration: configuration)))
+        self.state = Locked(State(machine: BatcherStateMachine(configuration: configuration)))
         self.model = model
         self.version = version
         self.observer = observer

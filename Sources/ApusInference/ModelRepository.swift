@@ -47,9 +47,9 @@ public final class ModelRepository: Sendable {
     private let workers: Int
     private let inlineBudgetNanos: UInt64
     private let logger: Logger
-    private let state = Mutex(State())
-    private let current = Mutex(RepositorySnapshot())
-    private let published = Mutex<(statuses: [VersionStatus], counters: Counters, modelErrors: [String: String])>(([], Counters(), [:]))
+    private let state = Locked(State())
+    private let current = Locked(RepositorySnapshot())
+    private let published = Locked<(statuses: [VersionStatus], counters: Counters, modelErrors: [String: String])>(([], Counters(), [:]))
 
     private let observer: (any InferenceObserver)?
 

@@ -1,3 +1,4 @@
+import ApusCore
 import ApusInference
 import ApusRuntime
 import Foundation
@@ -32,8 +33,8 @@ public final class DriftMonitor: Sendable {
     }
 
     public let capacity: Int
-    private let reservoirs = Mutex<[String: Reservoir]>([:])
-    private let results = Mutex<[String: (model: String, version: Int, drift: [FeatureDrift], samples: Int)]>([:])
+    private let reservoirs = Locked<[String: Reservoir]>([:])
+    private let results = Locked<[String: (model: String, version: Int, drift: [FeatureDrift], samples: Int)]>([:])
 
     public init(capacity: Int = 2000) {
         self.capacity = max(10, capacity)

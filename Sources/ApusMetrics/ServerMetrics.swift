@@ -54,7 +54,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         var requests: ValueHistogram
     }
 
-    private let collectors = Mutex(Collectors())
+    private let collectors = Locked(Collectors())
 
     public init(drift: DriftMonitor = DriftMonitor()) {
         self.drift = drift

@@ -30,7 +30,7 @@ public final class CanaryController: RequestObserver, Sendable {
     private let repository: ModelRepository
     private let outcomes: OutcomeTracker
     private let logger: Logger
-    private let runs = Mutex<[String: Run]>([:])
+    private let runs = Locked<[String: Run]>([:])
     private let clock: @Sendable () -> UInt64
 
     public init(repository: ModelRepository, outcomes: OutcomeTracker, logger: Logger,

@@ -53,11 +53,11 @@ public final class OutcomeTracker: Sendable {
     }
 
     public let capacity: Int
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     public init(capacity: Int = 100_000) {
         self.capacity = max(1, capacity)
-        self.state = Mutex(State(ring: Array(repeating: nil, count: max(1, capacity))))
+        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity))))
     }
 
     /// The prediction an answer carries: a label output if there is one, else the first value.

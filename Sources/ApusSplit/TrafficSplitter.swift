@@ -15,8 +15,8 @@ public final class TrafficSplitter: TrafficSplitting, Sendable {
         var saltPrefix: [UInt8]
     }
 
-    private let cache = Mutex<[String: Compiled]>([:])
-    private let counts = Mutex<[String: [String: (hash: Int, random: Int)]]>([:])
+    private let cache = Locked<[String: Compiled]>([:])
+    private let counts = Locked<[String: [String: (hash: Int, random: Int)]]>([:])
 
     public init() {}
 
@@ -96,7 +96,7 @@ public final class TrafficSplitter: TrafficSplitting, Sendable {
         return shadow.label.map { .label($0) }
     }
 
-    private let shadowCounts = Mutex<[String: (sent: Int, failed: Int)]>([:])
+    private let shadowCounts = Locked<[String: (sent: Int, failed: Int)]>([:])
 
     /// Counts a shadow copy and whether it failed (for metrics).
     public func shadowFinished(model: String, failed: Bool) {
