@@ -28,6 +28,19 @@ PACKAGE_ROOT = HERE.parent.parent
 PORT_LINE = re.compile(r"port=(\d+)")
 
 
+ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
+
+
+def bundle(repo: Path, model: str, version: int, zoo_name: str) -> Path:
+    """`apus bundle create` of a conformance-zoo model (with its rows as the reference sample)
+    into repo/model/version; returns the version folder."""
+    out = repo / model / str(version)
+    subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(ZOO / zoo_name / "model.onnx"),
+                    "--reference", str(ZOO / zoo_name / "inputs.npy"), "--out", str(out), "--name", model,
+                    "--version", str(version)], check=True, capture_output=True, timeout=60)
+    return out
+
+
 def apus_binary() -> Path:
     name = os.environ.get("APUS_BIN", ".build/debug/apus")
     path = Path(name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from apus_net import free_port
-from conftest import ApusServer, PACKAGE_ROOT, apus_binary
+from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
 
 DEPLOY = PACKAGE_ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -33,12 +32,6 @@ ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 METRIC = re.compile(r"\b((?:apus|process)_[a-z0-9_]+)\b")
 
 
-def bundle(repo: Path, model: str, version: int, zoo_name: str) -> Path:
-    out = repo / model / str(version)
-    subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(ZOO / zoo_name / "model.onnx"),
-                    "--reference", str(ZOO / zoo_name / "inputs.npy"), "--out", str(out), "--name", model,
-                    "--version", str(version)], check=True, capture_output=True, timeout=60)
-    return out
 
 
 def rows_body(value: float = 0.5) -> dict:

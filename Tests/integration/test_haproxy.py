@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 
 from apus_net import free_port
-from conftest import ApusServer, PACKAGE_ROOT, apus_binary
+from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 HAPROXY_CFG = PACKAGE_ROOT / "deploy/haproxy/haproxy.cfg"
@@ -34,12 +33,6 @@ def loadtest_binary() -> Path:
     return apus_binary().parent / "apus-loadtest"
 
 
-def bundle(repo: Path, model: str, version: int, zoo_name: str) -> Path:
-    out = repo / model / str(version)
-    subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(ZOO / zoo_name / "model.onnx"),
-                    "--reference", str(ZOO / zoo_name / "inputs.npy"), "--out", str(out), "--name", model,
-                    "--version", str(version)], check=True, capture_output=True, timeout=60)
-    return out
 
 
 @pytest.fixture(scope="module")

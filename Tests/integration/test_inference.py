@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from apus_h2 import H2Client
-from conftest import ApusServer, PACKAGE_ROOT, apus_binary
+from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 PROTO = PACKAGE_ROOT / "proto-spec"
@@ -31,13 +31,6 @@ def loadtest_binary() -> Path:
     return apus_binary().parent / "apus-loadtest"
 
 
-def bundle(repo: Path, model: str, version: int, zoo_name: str) -> Path:
-    out = repo / model / str(version)
-    reference = ZOO / zoo_name / "inputs.npy"
-    subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(ZOO / zoo_name / "model.onnx"),
-                    "--reference", str(reference), "--out", str(out), "--name", model, "--version", str(version)],
-                   check=True, capture_output=True, timeout=60)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -480,7 +473,6 @@ def test_full_queue_answers_429_with_retry_after_and_never_grows(tmp_path):
         ok = int(re.search(r"status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx", out).group(1))
         rejected = int(re.search(r"status codes: \d+ 2xx, \d+ 3xx, (\d+) 4xx", out).group(1))
         assert ok > 0 and rejected > 0 and ok + rejected == 2000, out
-        statuses = []
         with httpx.Client(timeout=10) as client:
             import concurrent.futures
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
