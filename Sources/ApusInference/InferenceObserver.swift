@@ -10,6 +10,13 @@ public protocol InferenceObserver: Sendable {
     /// Inputs of an executed batch, for drift sampling (the observer samples; it must not keep
     /// more than a bounded reservoir).
     func inputsSeen(model: String, version: Int, feeds: [Tensor])
+    /// The version left the repository for good (unloaded and freed, or deleted): per-version
+    /// series can go, so label sets stay bounded however many versions come and go.
+    func versionRetired(model: String, version: Int)
+}
+
+extension InferenceObserver {
+    public func versionRetired(model: String, version: Int) {}
 }
 
 public enum DropReason: String, Sendable {

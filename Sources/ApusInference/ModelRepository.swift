@@ -41,6 +41,8 @@ public final class ModelRepository: Sendable {
         var draining: [ServedVersion] = []
         var generation = 0
         var counters = Counters()
+        /// Every (model, version) known at the last publish: entries and draining ones.
+        var known: Set<VersionID> = []
     }
 
     public let root: String
@@ -311,6 +313,16 @@ public final class ModelRepository: Sendable {
             statuses.append(VersionStatus(model: served.model, version: served.version, state: .draining))
         }
         statuses.sort { ($0.model, $0.version, $0.state.name) < ($1.model, $1.version, $1.state.name) }
+        // Versions gone since the last publish: the observer drops their series (off this lock).
+        var known: Set<VersionID> = []
+        for status in statuses { known.insert(VersionID(model: status.model, version: status.version)) }
+        let gone = state.known.subtracting(known)
+        state.known = known
+        if let observer, !gone.isEmpty {
+            DispatchQueue.global(qos: .utility).async {
+                for id in gone { observer.versionRetired(model: id.model, version: id.version) }
+            }
+        }
         let snapshot = RepositorySnapshot(models: models, generation: state.generation)
         current.withLock { $0 = snapshot }
         let counters = state.counters
@@ -318,4 +330,10 @@ public final class ModelRepository: Sendable {
         published.withLock { $0 = (statuses, counters, errors) }
         return state.generation
     }
+}
+
+/// A model version's identity, for set arithmetic over the repository's contents.
+struct VersionID: Hashable, Sendable {
+    var model: String
+    var version: Int
 }

@@ -113,6 +113,27 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
                              labels: [("model", model), ("version", String(version)), ("reason", reason.rawValue)]).increment()
     }
 
+    public func versionRetired(model: String, version: Int) {
+        let key = VersionKey(model: model, version: version)
+        let (perVersion, counters) = collectors.withLock { c -> (VersionCollectors?, [Counter]) in
+            let requestKeys = c.requests.keys.filter { $0.model == model && $0.version == version }
+            let counters = requestKeys.compactMap { c.requests.removeValue(forKey: $0) }
+            return (c.perVersion.removeValue(forKey: key), counters)
+        }
+        for counter in counters { registry.unregisterCounter(counter) }
+        if let perVersion {
+            registry.unregisterDurationHistogram(perVersion.queue)
+            registry.unregisterDurationHistogram(perVersion.compute)
+            registry.unregisterValueHistogram(perVersion.rows)
+            registry.unregisterValueHistogram(perVersion.requests)
+        }
+        for reason in [DropReason.deadline, .queueFull, .cancelled] {
+            registry.unregisterCounter(registry.makeCounter(
+                descriptor: Self.descriptor("dropped_requests", "total", "Requests dropped before running: deadline, queue_full, cancelled."),
+                labels: [("model", model), ("version", String(version)), ("reason", reason.rawValue)]))
+        }
+    }
+
     public func inputsSeen(model: String, version: Int, feeds: [Tensor]) {
         drift.observe(model: model, version: version, feeds: feeds)
     }

@@ -43,6 +43,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var bodyBytesSent = 0
     /// An error GOAWAY left (nghttp2's or ours): no second one is sent.
     private var goAwaySent = false
+    /// We submitted an error GOAWAY ourselves (so the one nghttp2 sends is not the peer's fault).
+    private var ownGoAwaySubmitted = false
+    /// This connection was counted in `stats.protocolErrors` (once at most).
+    private var protocolErrorCounted = false
     /// The junk budget tripped inside a callback (mem_recv was stopped on purpose).
     private var junkTripped = false
     /// Streams counted in `stats` as open on this connection.
@@ -223,7 +227,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             let flood = junkTripped || rv == Int(NGHTTP2_ERR_FLOODED.rawValue) || rv == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
             if !junkTripped {
                 logger.debug("closing HTTP/2 connection after a protocol error", metadata: ["error": "\(Self.errorString(rv))", "peer": "\(remoteAddress)"])
-                stats.protocolErrors.add(1)
+                if !protocolErrorCounted {
+                    protocolErrorCounted = true
+                    stats.protocolErrors.add(1)
+                }
             }
             // nghttp2 may have queued a GOAWAY explaining why (and we may have one of our own):
             // send it. Some fatal errors (a CONTINUATION flood) queue none: announce the close
@@ -319,7 +326,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     /// Error GOAWAYs only: the drain's shutdown notice and final GOAWAY (NO_ERROR) may still be
     /// followed by an error one with a last stream id that does not grow.
     fileprivate func onGoAwaySent(errorCode: UInt32) {
-        if errorCode != NGHTTP2_NO_ERROR.rawValue { goAwaySent = true }
+        guard errorCode != NGHTTP2_NO_ERROR.rawValue else { return }
+        // An error GOAWAY we did not ask for: nghttp2 found the peer breaking the protocol.
+        if !ownGoAwaySubmitted, !protocolErrorCounted {
+            protocolErrorCounted = true
+            stats.protocolErrors.add(1)
+        }
+        goAwaySent = true
     }
 
     /// A GOAWAY written below nghttp2, for fatal errors after which nghttp2 sends nothing.
@@ -427,6 +440,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             flush()
             if !goAwaySent {
                 if errorCode == HTTP2ConnectionStateMachine.enhanceYourCalm { stats.calmGoAways.add(1) }
+                ownGoAwaySubmitted = true
                 let rv = nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session), errorCode, nil, 0)
                 if rv != 0 { logger.debug("nghttp2_submit_goaway failed", metadata: ["error": "\(Self.errorString(rv))"]) }
                 flush()

@@ -190,17 +190,49 @@ def shared_server(tmp_path_factory):
     server.kill()
 
 
+def server_rss(server: ApusServer) -> int:
+    """Resident memory of the server process, in bytes."""
+    with open(f"/proc/{server.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS line")
+
+
+def scrape_metrics(server: ApusServer) -> dict[str, float]:
+    """/metrics as {series: value}; the series key is the exposition text before the value."""
+    conn = H1Conn(server.port)
+    try:
+        text = conn.get("/metrics").body.decode()
+    finally:
+        conn.close()
+    series: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            series[key] = float(value)
+    return series
+
+
 class Bystanders:
     """Two well-behaved connections (HTTP/1.1 keep-alive and HTTP/2) opened before an abuse;
-    each must still be served, on the same connection, after it."""
+    each must still be served, on the same connection, after it. Also the server's memory and
+    metrics before the abuse: `check` bounds RSS growth, `counter_moved` reads a counter's change."""
 
     PATH = "/v2/health/live"
+    RSS_BOUND = 30 << 20
 
     def __init__(self, server: ApusServer):
         self.server = server
         self.h1 = H1Conn(server.port)
         self.h2 = H2Client(server.port)
         self.check("before the abuse")
+        self.rss_before = server_rss(server)
+        self.metrics_before = scrape_metrics(server)
+
+    def counter_moved(self, series: str) -> float:
+        """How much `series` (e.g. "apus_limit_rejections_total") grew since the bystanders opened."""
+        return scrape_metrics(self.server).get(series, 0.0) - self.metrics_before.get(series, 0.0)
 
     def check(self, when: str = "after the abuse") -> None:
         try:
@@ -213,6 +245,9 @@ class Bystanders:
         assert response.status == 200, f"HTTP/1.1 bystander {when}: {response}"
         assert response.header("connection") == "keep-alive", f"HTTP/1.1 bystander {when}: {response.headers}"
         assert status == 200, f"HTTP/2 bystander {when}: status {status}, body {body!r}"
+        if hasattr(self, "rss_before"):
+            grown = server_rss(self.server) - self.rss_before
+            assert grown < self.RSS_BOUND, f"server RSS grew {grown >> 20} MiB {when}"
 
     def close(self) -> None:
         self.h1.close()

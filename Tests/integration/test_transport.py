@@ -213,6 +213,7 @@ def test_http11_header_bytes_over_limit_get_431_while_other_connections_are_serv
     response = conn.request("GET", LIVE, headers=[("X-Big", "a" * 2000)])
     assert response.status == 431, response
     wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -227,6 +228,7 @@ def test_http2_header_bytes_over_limit_get_431_while_other_connections_are_serve
     # The header block was still decoded (HPACK stays in sync): the connection goes on.
     conn.send(conn.request_frame(3, "GET", LIVE))
     assert conn.response(3).status == 200, conn.describe()
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -237,6 +239,7 @@ def test_http11_header_count_over_limit_gets_431_while_other_connections_are_ser
     response = conn.request("GET", LIVE, headers=[(f"X-H{i}", "v") for i in range(20)])
     assert response.status == 431, response
     wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -249,6 +252,7 @@ def test_http2_header_count_over_limit_gets_431_while_other_connections_are_serv
     assert conn.response(1).status == 431, conn.describe()
     conn.send(conn.request_frame(3, "GET", LIVE))
     assert conn.response(3).status == 200, conn.describe()
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -260,6 +264,7 @@ def test_http11_declared_body_over_limit_gets_413_while_other_connections_are_se
     response = conn.read_response()
     assert response.status == 413, response
     wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -272,6 +277,7 @@ def test_http11_chunked_body_over_limit_gets_413_while_other_connections_are_ser
     response = conn.read_response()
     assert response.status == 413, response
     wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -283,6 +289,7 @@ def test_http2_declared_body_over_limit_gets_413_while_other_connections_are_ser
     conn.send(conn.request_frame(1, "POST", INFER, extra=[("content-length", "4096")], end_stream=False))
     response = conn.response(1)
     assert response.status == 413, conn.describe()
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -294,6 +301,7 @@ def test_http2_streamed_body_over_limit_gets_413_while_other_connections_are_ser
     conn.send(conn.request_frame(1, "POST", INFER, end_stream=False) + data_frame(1, b"x" * 2048))
     response = conn.response(1)
     assert response.status == 413, conn.describe()
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -312,6 +320,7 @@ def test_http2_client_exceeding_acknowledged_max_concurrent_streams_gets_goaway_
     except TimeoutError:
         pass
     assert [g.error_code for g in conn.goaways] == [PROTOCOL_ERROR], conn.describe()
+    assert bystanders.counter_moved("apus_protocol_errors_total") >= 1, "apus_protocol_errors_total did not move"
     bystanders.check()
 
 
@@ -393,6 +402,7 @@ def test_http11_slowloris_headers_get_408_or_close_after_header_timeout_while_ot
         response = conn.read_response(timeout=1)
         assert response.status == 408, response
         wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -410,6 +420,7 @@ def test_http2_unfinished_header_block_gets_goaway_after_header_timeout_while_ot
     # TransportLimits documents PROTOCOL_ERROR; the state machine sends ENHANCE_YOUR_CALM.
     assert conn.goaways[-1].error_code in (PROTOCOL_ERROR, ENHANCE_YOUR_CALM), conn.describe()
     assert conn.peek_response(1) is None or conn.peek_response(1).status is None, conn.describe()
+    assert bystanders.counter_moved("apus_goaway_enhance_your_calm_total") >= 1, "apus_goaway_enhance_your_calm_total did not move"
     bystanders.check()
 
 
@@ -425,6 +436,7 @@ def test_http11_slow_body_gets_408_after_body_timeout_while_other_connections_ar
     assert response.status == 408, response
     assert elapsed >= timeout * 0.8, f"408 after {elapsed:.2f}s, before the body timeout"
     wait_closed_within(conn, 3)
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -441,6 +453,7 @@ def test_http2_slow_body_gets_408_after_body_timeout_while_other_connections_are
     assert response.status == 408, conn.describe()
     assert elapsed >= timeout * 0.8, f"408 after {elapsed:.2f}s, before the body timeout"
     assert not conn.goaways, conn.describe()
+    assert bystanders.counter_moved("apus_limit_rejections_total") >= 1, "apus_limit_rejections_total did not move"
     bystanders.check()
 
 
@@ -470,6 +483,7 @@ def test_http2_junk_frame_flood_gets_goaway_enhance_your_calm_while_other_connec
     wait_closed_within(conn, 5)
     assert conn.goaways, f"closed without GOAWAY: {conn.describe()}"
     assert conn.goaways[-1].error_code == ENHANCE_YOUR_CALM, conn.describe()
+    assert bystanders.counter_moved("apus_goaway_enhance_your_calm_total") >= 1, "apus_goaway_enhance_your_calm_total did not move"
     bystanders.check()
 
 
@@ -513,6 +527,7 @@ def test_http2_malformed_frames_after_preface_close_the_connection_while_other_c
     for goaway in conn.goaways:
         assert goaway.error_code in (PROTOCOL_ERROR, FRAME_SIZE_ERROR, COMPRESSION_ERROR), conn.describe()
     assert conn.peek_response(1) is None or conn.peek_response(1).status is None, conn.describe()
+    assert bystanders.counter_moved("apus_protocol_errors_total") >= 1, "apus_protocol_errors_total did not move"
     bystanders.check()
 
 
