@@ -174,7 +174,7 @@ final class ConnectionDriver {
         drainBacklog()
         if canIssue(now: nextIntended) {
             let wait = nextIntended > now ? nextIntended - now : 0
-            loop.scheduleTask(in: .nanoseconds(Int64(max(wait, 20_000)))) { [self] in tick() }
+            loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(max(wait, 20_000)))) { [self] in tick() }
         } else {
             finishIfDone()
         }
