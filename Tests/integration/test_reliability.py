@@ -61,6 +61,7 @@ from apus_h2 import (
 )
 from apus_net import free_port
 from conftest import PACKAGE_ROOT, ApusServer, apus_binary
+from conftest import scrape_metrics as scrape, server_rss as rss
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 PROTO = PACKAGE_ROOT / "proto-spec"
@@ -95,27 +96,8 @@ class Checks:
         assert not self.failures, "\n- " + "\n- ".join(self.failures)
 
 
-def rss(server: ApusServer) -> int:
-    with open(f"/proc/{server.proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS line")
-
-
 def open_fds(server: ApusServer) -> int:
     return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
-
-
-def scrape(server: ApusServer) -> dict[str, float]:
-    """/metrics as {series: value}; the series key is the exposition text before the value."""
-    text = httpx.get(server.url + "/metrics", timeout=10).text
-    series: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            series[key] = float(value)
-    return series
 
 
 def delta(before: dict[str, float], after: dict[str, float], key: str) -> float:
