@@ -28,16 +28,29 @@ struct Normalizer: Kernel {
         let x = try required(inputs, 0, name)
         var v = try x.floats()
         let width = max(1, x.shape.last ?? 1)
+        // onnxruntime's arithmetic, edge cases included: MAX skips NaN when taking the maximum;
+        // L2 is sign(x) * sqrt(x^2 / sum of squares) (an overflowing square gives NaN, not 0); a
+        // zero norm leaves the row as it is.
         for r in 0..<(v.count / width) {
             let range = (r * width)..<((r + 1) * width)
-            let n: Float
             switch norm {
-            case "MAX": n = v[range].max() ?? 1
-            case "L1": n = v[range].reduce(0) { $0 + abs($1) }
-            case "L2": n = v[range].reduce(0) { $0 + $1 * $1 }.squareRoot()
+            case "MAX":
+                var n = -Float.greatestFiniteMagnitude
+                for i in range where v[i] > n { n = v[i] }
+                if n != 0 { for i in range { v[i] /= n } }
+            case "L1":
+                let n = v[range].reduce(0) { $0 + abs($1) }
+                if n != 0 { for i in range { v[i] /= n } }
+            case "L2":
+                let sum = v[range].reduce(0) { $0 + $1 * $1 }
+                if sum != 0 {
+                    for i in range {
+                        let magnitude = (v[i] * v[i] / sum).squareRoot()
+                        v[i] = v[i] < 0 ? -magnitude : magnitude
+                    }
+                }
             default: throw RuntimeError("node \(name): unsupported norm \(norm)")
             }
-            if n != 0 { for i in range { v[i] /= n } }
         }
         return [Tensor(unchecked: x.shape, .float32(v))]
     }
