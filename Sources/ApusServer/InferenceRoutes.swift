@@ -466,18 +466,16 @@ public struct InferenceRoutes: Sendable {
                     writer.complete(MetadataCodec.index(entries))
                     return
                 }
-                var items = repository.statuses.map { status -> String in
-                    var s = "{\"name\":\(JSONString.quote(status.model)),\"version\":\"\(status.version)\",\"state\":\"\(status.state.name)\""
-                    if let reason = status.state.reason ?? status.lastFailure { s += ",\"reason\":\(JSONString.quote(reason))" }
-                    return s + "}"
-                }
+                var items = repository.statuses.map { Self.statusJSON($0) }
                 for (model, error) in errors.sorted(by: { $0.key < $1.key }) {
                     items.append("{\"name\":\(JSONString.quote(model)),\"state\":\"FAILED\",\"reason\":\(JSONString.quote(error))}")
                 }
                 writer.complete(.json(200, "[\(items.joined(separator: ","))]"))
             case ("POST", 3) where action == "load":
                 try repository.load(model: model)
-                writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"loaded\":true}"))
+                // Something serves; say which versions failed (and why) rather than a bare success.
+                let versions = repository.statuses.filter { $0.model == model }.map { Self.statusJSON($0) }
+                writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"loaded\":true,\"versions\":[\(versions.joined(separator: ","))]}"))
             case ("POST", 3) where action == "unload":
                 try repository.unload(model: model)
                 writer.complete(.json(200, "{\"name\":\(JSONString.quote(model)),\"unloaded\":true}"))
@@ -522,5 +520,14 @@ final class ObservingSink: ResponseSink {
         observer.requestFinished(model: model, version: version, variant: response.headers["apus-variant"], status: response.status,
                                  durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
         inner.complete(response)
+    }
+}
+
+extension InferenceRoutes {
+    /// One version's entry in the repository index and in load answers.
+    static func statusJSON(_ status: VersionStatus) -> String {
+        var s = "{\"name\":\(JSONString.quote(status.model)),\"version\":\"\(status.version)\",\"state\":\"\(status.state.name)\""
+        if let reason = status.state.reason ?? status.lastFailure { s += ",\"reason\":\(JSONString.quote(reason))" }
+        return s + "}"
     }
 }

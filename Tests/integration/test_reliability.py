@@ -908,6 +908,9 @@ def test_a_broken_new_version_fails_with_its_reason_never_serves_and_the_old_one
         before = scrape(server)
         r = admin_load(server, "lr")
         checks(r.status_code == 200, f"admin load while version 1 still serves: {r.status_code} {r.text}")
+        answered = {v.get("version"): v for v in (r.json().get("versions", []) if r.status_code == 200 else [])}
+        checks(answered.get("2", {}).get("state") == "FAILED" and reason in answered.get("2", {}).get("reason", ""),
+               f"the load answer does not name the failed version and its reason: {r.text}")
         entry = index(server).get("2", {})
         checks(entry.get("state") == "FAILED" and reason in entry.get("reason", ""),
                f"index entry of the broken version: {entry} (expected FAILED naming {reason!r})")
