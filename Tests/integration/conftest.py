@@ -166,8 +166,8 @@ def start_server(request, tmp_path_factory):
     repository = tmp_path_factory.mktemp("models")
     binary = apus_binary()
 
-    def start(*extra: str, port: int = 0, timeout: float = 30.0) -> ApusServer:
-        server = ApusServer(binary, repository, list(extra), port=port)
+    def start(*extra: str, repo: Path | None = None, port: int = 0, timeout: float = 30.0) -> ApusServer:
+        server = ApusServer(binary, repo or repository, list(extra), port=port)
         servers.append(server)
         return server.start(timeout)
 

@@ -237,25 +237,10 @@ class RequestLoop:
 
 
 @pytest.fixture
-def serve(request, tmp_path_factory):
-    """Factory: `serve(*flags, repo=None, port=0)` -> a running ApusServer on `repo` (an empty
-    repository when None). Every server is killed at teardown; logs printed when the test failed."""
-    servers: list[ApusServer] = []
-
-    def start(*extra: str, repo: Path | None = None, port: int = 0) -> ApusServer:
-        server = ApusServer(apus_binary(), repo or tmp_path_factory.mktemp("models"), list(extra), port=port)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    failed = any(getattr(request.node, f"rep_{when}", None) is not None and getattr(request.node, f"rep_{when}").failed
-                 for when in ("setup", "call"))
-    for server in servers:
-        server.kill()
-        if failed:
-            log = server.log().splitlines()
-            print(f"\n--- apus log, last 60 lines (args: {' '.join(server.args)}; exit {server.proc.returncode if server.proc else None}) ---")
-            print("\n".join(log[-60:]))
+def serve(start_server):
+    """Factory: `serve(*flags, repo=None, port=0)` -> a running ApusServer (conftest's
+    `start_server`: killed at teardown, logs printed when the test failed)."""
+    return start_server
 
 
 @pytest.fixture(scope="module")
