@@ -5,7 +5,10 @@ same run. Prints rows/s per model and batch size and the ratio apus/onnxruntime.
     scripts/bench-kernels.py [--seconds 1] [--batches 1,16,256,4096] [MODEL_DIR ...]
 
 MODEL_DIR holds model.onnx and inputs.npy (default: every model of the conformance zoo copy in
-Tests/ApusRuntimeTests/Fixtures/zoo). Needs `swift build -c release` (the script runs it) and
+Tests/ApusRuntimeTests/Fixtures/zoo). The zoo has 64 edge rows; repeating them would let the CPU's
+branch predictor learn every tree path (batch 16 would look 3x faster than batch 256), so by
+default each batch is made of distinct rows drawn column by column from those rows (fixed seed),
+the same file for both engines. `--tile` repeats the 64 rows instead. Needs `swift build -c release` (the script runs it) and
 onnxruntime from PyPI (installed when missing). Both engines are pinned to the same core in turn.
 """
 import argparse, json, os, subprocess, sys, time, glob
@@ -44,11 +47,23 @@ def bench_ort(model, inputs, batches, seconds):
         out[b] = runs * b / (time.perf_counter() - start)
     return out, load_ms
 
+def mixed_rows(path, count):
+    """`count` distinct rows, each feature drawn from the same column of a random source row."""
+    import numpy as np, tempfile
+    src = np.load(path).astype(np.float32)
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, src.shape[0], size=(count, src.shape[1]))
+    rows = np.ascontiguousarray(src[picks, np.arange(src.shape[1])])
+    out = os.path.join(tempfile.mkdtemp(prefix="apus-bench-"), "inputs.npy")
+    np.save(out, rows)
+    return out
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--batches", default="1,16,256,4096")
     ap.add_argument("--core", default="0")
+    ap.add_argument("--tile", action="store_true", help="repeat the model's input rows instead of mixing them")
     ap.add_argument("models", nargs="*")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -60,6 +75,8 @@ def main():
     print(f"{'model':<22} {'batch':>6} {'apus rows/s':>14} {'ort rows/s':>14} {'ratio':>7}   load ms apus/ort")
     for d in models:
         model, inputs = os.path.join(d, "model.onnx"), os.path.join(d, "inputs.npy")
+        if not args.tile:
+            inputs = mixed_rows(inputs, max(batches))
         lines = subprocess.check_output(["taskset", "-c", args.core, apus, "bench-kernels", "--model", model, "--inputs", inputs,
                                          "--batches", args.batches, "--seconds", str(args.seconds)], text=True).splitlines()
         mine = {r["batch"]: r for r in map(json.loads, lines)}

@@ -367,14 +367,7 @@ struct TreeEnsemble: Kernel {
                     start += 8
                 }
                 while start < rows {
-                    let p = data + start * width
-                    var sum: Float = 0
-                    for t in 0..<rootBuffer.count {
-                        var i = Int(rootBuffer[t])
-                        for _ in 0..<Int(depthBuffer[t]) { Self.step(C.self, looping, &i, p) }
-                        sum += looping[i].threshold
-                    }
-                    acc[start] += sum
+                    acc[start] += Self.sumOverTrees(C.self, looping, rootBuffer, depthBuffer, data + start * width)
                     start += 1
                 }
                 }
@@ -391,44 +384,86 @@ struct TreeEnsemble: Kernel {
                 var start = 0
                 // Eight independent walks in registers: their loads overlap, nothing to mispredict.
                 while start + 8 <= rows {
-                        let p0 = data + (start + 0) * width
-                        let p1 = data + (start + 1) * width
-                        let p2 = data + (start + 2) * width
-                        let p3 = data + (start + 3) * width
-                        let p4 = data + (start + 4) * width
-                        let p5 = data + (start + 5) * width
-                        let p6 = data + (start + 6) * width
-                        let p7 = data + (start + 7) * width
+                    let p0 = data + (start + 0) * width
+                    let p1 = data + (start + 1) * width
+                    let p2 = data + (start + 2) * width
+                    let p3 = data + (start + 3) * width
+                    let p4 = data + (start + 4) * width
+                    let p5 = data + (start + 5) * width
+                    let p6 = data + (start + 6) * width
+                    let p7 = data + (start + 7) * width
                     var i0 = r, i1 = r, i2 = r, i3 = r, i4 = r, i5 = r, i6 = r, i7 = r
                     for _ in 0..<depth {
-                            Self.step(C.self, looping, &i0, p0)
-                            Self.step(C.self, looping, &i1, p1)
-                            Self.step(C.self, looping, &i2, p2)
-                            Self.step(C.self, looping, &i3, p3)
-                            Self.step(C.self, looping, &i4, p4)
-                            Self.step(C.self, looping, &i5, p5)
-                            Self.step(C.self, looping, &i6, p6)
-                            Self.step(C.self, looping, &i7, p7)
+                        Self.step(C.self, looping, &i0, p0)
+                        Self.step(C.self, looping, &i1, p1)
+                        Self.step(C.self, looping, &i2, p2)
+                        Self.step(C.self, looping, &i3, p3)
+                        Self.step(C.self, looping, &i4, p4)
+                        Self.step(C.self, looping, &i5, p5)
+                        Self.step(C.self, looping, &i6, p6)
+                        Self.step(C.self, looping, &i7, p7)
                     }
-                        acc[start + 0] += looping[i0].threshold
-                        acc[start + 1] += looping[i1].threshold
-                        acc[start + 2] += looping[i2].threshold
-                        acc[start + 3] += looping[i3].threshold
-                        acc[start + 4] += looping[i4].threshold
-                        acc[start + 5] += looping[i5].threshold
-                        acc[start + 6] += looping[i6].threshold
-                        acc[start + 7] += looping[i7].threshold
+                    acc[start + 0] += looping[i0].threshold
+                    acc[start + 1] += looping[i1].threshold
+                    acc[start + 2] += looping[i2].threshold
+                    acc[start + 3] += looping[i3].threshold
+                    acc[start + 4] += looping[i4].threshold
+                    acc[start + 5] += looping[i5].threshold
+                    acc[start + 6] += looping[i6].threshold
+                    acc[start + 7] += looping[i7].threshold
                     start += 8
                 }
-                while start < rows {
-                    var i = r
-                    let p = data + start * width
-                    for _ in 0..<depth { Self.step(C.self, looping, &i, p) }
-                    acc[start] += looping[i].threshold
-                    start += 1
+            }
+            // The rows left over (all of them at batch 1) walk eight trees at once instead.
+            roots.withUnsafeBufferPointer { rootBuffer in
+                depths.withUnsafeBufferPointer { depthBuffer in
+                    for r in (rows - rows % 8)..<rows {
+                        acc[r] += Self.sumOverTrees(C.self, looping, rootBuffer, depthBuffer, data + r * width)
+                    }
                 }
             }
         }
+    }
+
+    /// One row through every tree, eight trees in lockstep so their loads overlap (a single walk
+    /// would wait on each load in turn). Adds the leaf weights in tree order, like a plain loop.
+    @inline(__always)
+    static func sumOverTrees<C: Comparison>(_ c: C.Type, _ looping: UnsafePointer<PackedNode>, _ roots: UnsafeBufferPointer<Int32>, _ depths: UnsafeBufferPointer<Int32>, _ p: UnsafePointer<Float>) -> Float {
+        var sum: Float = 0
+        var t = 0
+        while t + 8 <= roots.count {
+            var i0 = Int(roots[t]), i1 = Int(roots[t + 1]), i2 = Int(roots[t + 2]), i3 = Int(roots[t + 3])
+            var i4 = Int(roots[t + 4]), i5 = Int(roots[t + 5]), i6 = Int(roots[t + 6]), i7 = Int(roots[t + 7])
+            // A walk that reached its leaf stays there, so the deepest of the eight sets the steps.
+            var depth: Int32 = 0
+            for d in t..<(t + 8) { depth = Swift.max(depth, depths[d]) }
+            for _ in 0..<Int(depth) {
+                step(C.self, looping, &i0, p)
+                step(C.self, looping, &i1, p)
+                step(C.self, looping, &i2, p)
+                step(C.self, looping, &i3, p)
+                step(C.self, looping, &i4, p)
+                step(C.self, looping, &i5, p)
+                step(C.self, looping, &i6, p)
+                step(C.self, looping, &i7, p)
+            }
+            sum += looping[i0].threshold
+            sum += looping[i1].threshold
+            sum += looping[i2].threshold
+            sum += looping[i3].threshold
+            sum += looping[i4].threshold
+            sum += looping[i5].threshold
+            sum += looping[i6].threshold
+            sum += looping[i7].threshold
+            t += 8
+        }
+        while t < roots.count {
+            var i = Int(roots[t])
+            for _ in 0..<Int(depths[t]) { step(C.self, looping, &i, p) }
+            sum += looping[i].threshold
+            t += 1
+        }
+        return sum
     }
 
     /// One branch-free step of a walk in the self-looping layout. NaN fails every comparison,
@@ -437,11 +472,19 @@ struct TreeEnsemble: Kernel {
     static func step<C: Comparison>(_: C.Type, _ looping: UnsafePointer<PackedNode>, _ i: inout Int, _ row: UnsafePointer<Float>) {
         let node = looping[i]
         let x = row[Int(node.feature & featureMask)]
-        // A predicted branch beats an arithmetic select here (measured): speculation breaks the
-        // load -> compare -> load dependency chain.
-        let goTrue = C.goTrue(x, node.threshold) || (x.isNaN && node.feature & nanGoesTrue != 0)
-        i = Int(goTrue ? node.trueChild : node.falseChild)
+        // Bits, not `||` or `?:`: the compiler turns those into branches, and a branch is
+        // mispredicted on about every other step on real rows. The next index is loaded from the
+        // child pair at the offset the comparison picks, so the eight walks of a block only wait
+        // on their loads, which overlap.
+        let below = UInt32(unsafeBitCast(C.goTrue(x, node.threshold), to: UInt8.self))
+        let nan = UInt32(unsafeBitCast(x.isNaN, to: UInt8.self)) & (UInt32(bitPattern: node.feature) >> 30)
+        let side = Int((below | nan) ^ 1)
+        i = Int(UnsafeRawPointer(looping + i).load(fromByteOffset: Self.trueChildOffset &+ side &* 4, as: Int32.self))
     }
+
+    /// Byte offset of `trueChild` in `PackedNode`; `falseChild` follows it. A literal, so the hot
+    /// loop has no lazy-initialisation check; `TreeEnsembleLayoutTests` pins it to the layout.
+    static let trueChildOffset = 8
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
         let x = try required(inputs, 0, name)
