@@ -11,9 +11,20 @@ struct Scaler: Kernel {
         for c in [offset.count, scale.count] where c != 1 && c != width {
             throw RuntimeError("node \(name): \(c) offsets/scales for \(width) columns")
         }
-        for i in v.indices {
-            let c = i % width
-            v[i] = (v[i] - offset[offset.count == 1 ? 0 : c]) * scale[scale.count == 1 ? 0 : c]
+        // Per-column vectors, then a plain row-by-column loop the compiler vectorises (a `%` per
+        // element made this op cost five times the linear model after it).
+        let offsets = offset.count == 1 ? [Float](repeating: offset[0], count: width) : offset
+        let scales = scale.count == 1 ? [Float](repeating: scale[0], count: width) : scale
+        v.withUnsafeMutableBufferPointer { values in
+            offsets.withUnsafeBufferPointer { o in
+                scales.withUnsafeBufferPointer { s in
+                    guard let base = values.baseAddress, let o = o.baseAddress, let s = s.baseAddress else { return }
+                    for r in 0..<(values.count / width) {
+                        let row = base + r * width
+                        for c in 0..<width { row[c] = (row[c] - o[c]) * s[c] }
+                    }
+                }
+            }
         }
         return [Tensor(unchecked: x.shape, .float32(v))]
     }

@@ -20,11 +20,7 @@ extension Kernel {
 enum PostTransform: String, Sendable {
     case none = "NONE", logistic = "LOGISTIC", softmax = "SOFTMAX", softmaxZero = "SOFTMAX_ZERO", probit = "PROBIT"
 
-    static func logistic(_ x: Float) -> Float {
-        // Stable form: never exp of a large positive number.
-        let v = 1 / (1 + expf(-abs(x)))
-        return x < 0 ? 1 - v : v
-    }
+    static func logistic(_ x: Float) -> Float { VectorMath.logistic(x) }
 
     static func probit(_ x: Float) -> Float {
         Float(2.0.squareRoot()) * erfInverse(2 * x - 1)
@@ -60,15 +56,7 @@ enum PostTransform: String, Sendable {
         return p * x
     }
 
-    static func softmax(_ v: UnsafeMutableBufferPointer<Float>) {
-        guard let m = v.max() else { return }
-        var sum: Float = 0
-        for i in v.indices {
-            v[i] = expf(v[i] - m)
-            sum += v[i]
-        }
-        for i in v.indices { v[i] /= sum }
-    }
+    static func softmax(_ v: UnsafeMutableBufferPointer<Float>) { VectorMath.softmaxRows(v, width: v.count) }
 
     static func softmaxZero(_ v: UnsafeMutableBufferPointer<Float>) {
         guard let m = v.max() else { return }
@@ -96,6 +84,10 @@ enum PostTransform: String, Sendable {
         guard self != .none, width > 0 else { return }
         values.withUnsafeMutableBufferPointer { all in
             guard let base = all.baseAddress else { return }
+            if self == .logistic {
+                VectorMath.logistic(all)
+                return
+            }
             if self == .softmax, width == 2 {
                 // Two classes: one exponential per row instead of two. With d the score gap
                 // taken against the larger score, e = exp(-|d|) <= 1: small = e / (1 + e),
@@ -113,6 +105,10 @@ enum PostTransform: String, Sendable {
                         base[2 * r + 1] = large
                     }
                 }
+                return
+            }
+            if self == .softmax {
+                VectorMath.softmaxRows(all, width: width)
                 return
             }
             for r in 0..<(all.count / width) { apply(UnsafeMutableBufferPointer(start: base + r * width, count: width)) }

@@ -5,6 +5,8 @@ struct LinearModel: Kernel {
     let name: String
     let coefficients: [Float]   // [outputs, features], row-major
     let intercepts: [Float]
+    /// `intercepts`, or zeros when there are none: one per output.
+    let bias: [Float]
     let outputs: Int
     let post: PostTransform
     let classLabels: [Int64]?
@@ -20,6 +22,7 @@ struct LinearModel: Kernel {
         self.name = name
         self.coefficients = coefficients
         self.intercepts = intercepts
+        self.bias = intercepts.isEmpty ? [Float](repeating: 0, count: outputs) : intercepts
         self.outputs = outputs
         self.post = post
         self.classLabels = classLabels
@@ -38,7 +41,14 @@ struct LinearModel: Kernel {
             sum8 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
             i += 8
         }
-        var sum = sum8.sum()
+        // Halving reductions: `SIMD8.sum()` adds the lanes one by one.
+        var sum4 = sum8.lowHalf + sum8.highHalf
+        while i + 4 <= n {
+            sum4 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+            i += 4
+        }
+        let sum2 = sum4.lowHalf + sum4.highHalf
+        var sum = sum2[0] + sum2[1]
         while i < n {
             sum += a[i] * b[i]
             i += 1
@@ -53,14 +63,44 @@ struct LinearModel: Kernel {
         guard width == features else { throw RuntimeError("node \(name): input has \(width) features, the model has \(features)") }
         let values = try x.floats()
         var scores = [Float](repeating: 0, count: rows * outputs)
+        // Index of each row's top score (the first one on ties), found while the scores are made.
+        var best = [Int32](repeating: 0, count: rows)
         values.withUnsafeBufferPointer { xBuffer in
             coefficients.withUnsafeBufferPointer { cBuffer in
-                scores.withUnsafeMutableBufferPointer { out in
-                    guard let xs = xBuffer.baseAddress, let cs = cBuffer.baseAddress, let out = out.baseAddress else { return }
-                    for r in 0..<rows {
-                        let row = xs + r * width
-                        for o in 0..<outputs {
-                            out[r * outputs + o] = (intercepts.isEmpty ? 0 : intercepts[o]) + Self.dot(row, cs + o * width, width)
+                bias.withUnsafeBufferPointer { bBuffer in
+                    scores.withUnsafeMutableBufferPointer { out in
+                        best.withUnsafeMutableBufferPointer { bestOut in
+                            guard let xs = xBuffer.baseAddress, let cs = cBuffer.baseAddress, let bs = bBuffer.baseAddress,
+                                  let out = out.baseAddress, let bestOut = bestOut.baseAddress else { return }
+                            if outputs == 2 {
+                                // Binary models: the winner is a compare turned into 0/1, not a
+                                // branch (mispredicted on every other row of real traffic).
+                                for r in 0..<rows {
+                                    let row = xs + r * width
+                                    let s0 = bs[0] + Self.dot(row, cs, width)
+                                    let s1 = bs[1] + Self.dot(row, cs + width, width)
+                                    out[2 * r] = s0
+                                    out[2 * r + 1] = s1
+                                    bestOut[r] = Int32(unsafeBitCast(s1 > s0, to: UInt8.self))
+                                }
+                                return
+                            }
+                            for r in 0..<rows {
+                                let row = xs + r * width
+                                let rowOut = out + r * outputs
+                                var top: Int32 = 0
+                                var topScore = bs[0] + Self.dot(row, cs, width)
+                                rowOut[0] = topScore
+                                for o in 1..<outputs {
+                                    let score = bs[o] + Self.dot(row, cs + o * width, width)
+                                    rowOut[o] = score
+                                    if score > topScore {
+                                        top = Int32(o)
+                                        topScore = score
+                                    }
+                                }
+                                bestOut[r] = top
+                            }
                         }
                     }
                 }
@@ -97,11 +137,7 @@ struct LinearModel: Kernel {
             return [Tensor(unchecked: [rows], .int64(resultLabels)), Tensor(unchecked: [rows, 2], .float32(probabilities))]
         }
         guard outputs == classes else { throw RuntimeError("node \(name): \(outputs) score columns for \(classes) classes") }
-        for r in 0..<rows {
-            var best = 0
-            for i in 1..<max(outputs, 1) where scores[r * outputs + i] > scores[r * outputs + best] { best = i }
-            resultLabels[r] = labels[best]
-        }
+        for r in 0..<rows { resultLabels[r] = labels[Int(best[r])] }
         post.applyRows(&scores, width: outputs)
         return [Tensor(unchecked: [rows], .int64(resultLabels)), Tensor(unchecked: [rows, outputs], .float32(scores))]
     }

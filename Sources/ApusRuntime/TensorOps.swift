@@ -235,7 +235,10 @@ struct Unary: Kernel {
             var v = try x.floats()
             v.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = max(p[i], 0) } }
             return [Tensor(unchecked: x.shape, .float32(v))]
-        case .sigmoid: return [Tensor(unchecked: x.shape, .float32(try x.floats().map { PostTransform.logistic($0) }))]
+        case .sigmoid:
+            var v = try x.floats()
+            v.withUnsafeMutableBufferPointer { VectorMath.logistic($0) }
+            return [Tensor(unchecked: x.shape, .float32(v))]
         case .tanh: return [Tensor(unchecked: x.shape, .float32(try x.floats().map { tanhf($0) }))]
         }
     }
@@ -271,10 +274,20 @@ struct ArgMax: Kernel {
         let width = max(1, x.shape[rank - 1])
         var out: [Int64] = []
         out.reserveCapacity(v.count / width)
-        for r in 0..<(v.count / width) {
-            var best = 0
-            for j in 1..<max(width, 1) where v[r * width + j] > v[r * width + best] { best = j }
-            out.append(Int64(best))
+        v.withUnsafeBufferPointer { values in
+            guard let base = values.baseAddress else { return }
+            for r in 0..<(values.count / width) {
+                let row = base + r * width
+                var best = 0
+                var top = row[0]
+                for j in 1..<width {
+                    // Selects, not a branch: which column wins is unpredictable row to row.
+                    let wins = row[j] > top
+                    best = wins ? j : best
+                    top = wins ? row[j] : top
+                }
+                out.append(Int64(best))
+            }
         }
         var shape = Array(x.shape.dropLast())
         if keepDims { shape.append(1) }

@@ -99,12 +99,9 @@ struct TreeEnsemble: Kernel {
         self.post = post
         self.aggregate = aggregate
 
-        // Index nodes by (tree, node id).
-        struct Key: Hashable { var tree: Int64; var node: Int64 }
-        var index: [Key: Int32] = [:]
-        index.reserveCapacity(n)
-        for i in 0..<n { index[Key(tree: a.nodeTreeIDs[i], node: a.nodeIDs[i])] = Int32(i) }
-        guard index.count == n else { throw RuntimeError("node \(name): duplicate (tree, node) ids") }
+        guard let index = TreeNodeIndex(treeIDs: a.nodeTreeIDs, nodeIDs: a.nodeIDs) else {
+            throw RuntimeError("node \(name): duplicate (tree, node) ids")
+        }
 
         var feature = [Int32](repeating: 0, count: n)
         var threshold = [Float](repeating: 0, count: n)
@@ -134,8 +131,9 @@ struct TreeEnsemble: Kernel {
                 }
                 feature[i] = Int32(a.featureIDs[i])
                 maxFeature = max(maxFeature, a.featureIDs[i])
-                guard let t = index[Key(tree: a.nodeTreeIDs[i], node: a.trueIDs[i])],
-                      let f = index[Key(tree: a.nodeTreeIDs[i], node: a.falseIDs[i])] else {
+                let slot = index.slotOfNode[i]
+                guard let t = index.position(slot: slot, tree: a.nodeTreeIDs[i], node: a.trueIDs[i]),
+                      let f = index.position(slot: slot, tree: a.nodeTreeIDs[i], node: a.falseIDs[i]) else {
                     throw RuntimeError("node \(name): tree \(a.nodeTreeIDs[i]) node \(a.nodeIDs[i]) points to a missing child")
                 }
                 trueChild[i] = t
@@ -168,33 +166,48 @@ struct TreeEnsemble: Kernel {
             }
         }
 
-        // Leaf weights grouped by node.
-        var perNode = [[(Int32, Float)]](repeating: [], count: n)
-        var targets = Set<Int64>()
+        // Leaf weights grouped by node (counting sort: one pass to count, one to place).
+        var weightNode = [Int32](repeating: 0, count: m)
+        var leafCount = [Int32](repeating: 0, count: n)
+        var minTarget = Int64.max, maxTarget = Int64.min
         var allPositive = true
+        var lastTree: Int64?
+        var lastSlot: Int?
         for j in 0..<m {
-            guard let node = index[Key(tree: a.leafTreeIDs[j], node: a.leafNodeIDs[j])] else {
+            if a.leafTreeIDs[j] != lastTree {
+                lastTree = a.leafTreeIDs[j]
+                lastSlot = index.slot(ofTree: a.leafTreeIDs[j])
+            }
+            guard let slot = lastSlot, let node = index.position(slot: slot, tree: a.leafTreeIDs[j], node: a.leafNodeIDs[j]) else {
                 throw RuntimeError("node \(name): weight for missing node \(a.leafNodeIDs[j]) of tree \(a.leafTreeIDs[j])")
             }
             guard a.leafTargets[j] >= 0, a.leafTargets[j] < 1 << 20 else {
                 throw RuntimeError("node \(name): class/target id \(a.leafTargets[j]) out of range")
             }
-            perNode[Int(node)].append((Int32(a.leafTargets[j]), a.leafWeights[j]))
-            targets.insert(a.leafTargets[j])
+            weightNode[j] = node
+            leafCount[Int(node)] += 1
+            minTarget = min(minTarget, a.leafTargets[j])
+            maxTarget = max(maxTarget, a.leafTargets[j])
             if a.leafWeights[j] < 0 { allPositive = false }
         }
         var leafStart = [Int32](repeating: 0, count: n)
-        var leafCount = [Int32](repeating: 0, count: n)
-        var weightTarget: [Int32] = []
-        var weightValue: [Float] = []
+        var running: Int32 = 0
         for i in 0..<n {
-            leafStart[i] = Int32(weightTarget.count)
-            leafCount[i] = Int32(perNode[i].count)
-            for (t, w) in perNode[i] {
-                weightTarget.append(t)
-                weightValue.append(w)
-            }
+            leafStart[i] = running
+            running += leafCount[i]
         }
+        var weightTarget = [Int32](repeating: 0, count: m)
+        var weightValue = [Float](repeating: 0, count: m)
+        var filled = [Int32](repeating: 0, count: n)
+        for j in 0..<m {
+            let node = Int(weightNode[j])
+            let slot = Int(leafStart[node] + filled[node])
+            filled[node] += 1
+            weightTarget[slot] = Int32(a.leafTargets[j])
+            weightValue[slot] = a.leafWeights[j]
+        }
+        // The distinct class/target ids: what matters is whether there are none, one or several.
+        let singleTargetID: Int64? = m > 0 && minTarget == maxTarget ? minTarget : nil
 
         let outputCount: Int
         if let labels = a.classLabels {
@@ -203,8 +216,8 @@ struct TreeEnsemble: Kernel {
         } else {
             outputCount = a.targetCount
         }
-        guard outputCount > 0, targets.allSatisfy({ $0 < Int64(outputCount) }) else {
-            throw RuntimeError("node \(name): a leaf names class/target \(targets.max() ?? 0) but there are \(outputCount)")
+        guard outputCount > 0, m == 0 || maxTarget < Int64(outputCount) else {
+            throw RuntimeError("node \(name): a leaf names class/target \(maxTarget) but there are \(outputCount)")
         }
         self.outputCount = outputCount
         self.feature = feature
@@ -222,9 +235,9 @@ struct TreeEnsemble: Kernel {
 
         let branchModes = Set((0..<n).map { mode[$0] }.filter { $0 != Mode.leaf.rawValue })
         self.uniformMode = branchModes.count == 1 ? branchModes.first.flatMap(Mode.init(rawValue:)) : nil
-        let single = aggregate != .min && aggregate != .max && targets.count == 1
+        let single = aggregate != .min && aggregate != .max && singleTargetID != nil
             && (0..<n).allSatisfy { mode[$0] != Mode.leaf.rawValue || leafCount[$0] == 1 }
-        self.singleTarget = single ? targets.first.map(Int.init) : nil
+        self.singleTarget = single ? singleTargetID.map(Int.init) : nil
         var depths: [Int32] = []
         for root in roots {
             var deepest: Int32 = 0
@@ -255,7 +268,7 @@ struct TreeEnsemble: Kernel {
         }
         self.baseValues = a.baseValues
         self.classLabels = a.classLabels
-        self.binaryCase = a.classLabels?.count == 2 && targets.count == 1
+        self.binaryCase = a.classLabels?.count == 2 && singleTargetID != nil
         self.weightsAllPositive = allPositive
     }
 
