@@ -25,9 +25,15 @@ struct BenchKernelsCommand: ParsableCommand {
 
     func run() throws {
         HeapTuning.apply()
+        HeapTuning.releaseFreeMemory()
+        let residentBefore = Self.residentBytes()
         let loadStart = ContinuousClock.now
         let compiled = try ONNXLoader.load(path: model)
         let loadTime = ContinuousClock.now - loadStart
+        // What the loaded model keeps resident once the decoding's temporary memory is freed.
+        HeapTuning.releaseFreeMemory()
+        let modelResident = Self.residentBytes() - residentBefore
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? 0
         let source = try NPY.read(URL(fileURLWithPath: inputs))
         let width = source.shape.count == 2 ? source.shape[1] : source.count
         let rows = try source.floats()
@@ -55,9 +61,19 @@ struct BenchKernelsCommand: ParsableCommand {
             let rowsPerSecond = Double(runs * batch) / secondsElapsed
             let loadMs = Double(loadTime.components.seconds) * 1000 + Double(loadTime.components.attoseconds) / 1e15
             FileHandle.standardOutput.write(Data(
-                "{\"engine\":\"apus\",\"model\":\(JSONQuote(model)),\"batch\":\(batch),\"rows_per_s\":\(rowsPerSecond),\"ns_per_row\":\(1e9 / rowsPerSecond),\"load_ms\":\(loadMs)}\n".utf8
+                "{\"engine\":\"apus\",\"model\":\(JSONQuote(model)),\"batch\":\(batch),\"rows_per_s\":\(rowsPerSecond),\"ns_per_row\":\(1e9 / rowsPerSecond),\"load_ms\":\(loadMs),\"model_resident_bytes\":\(modelResident),\"file_bytes\":\(fileSize)}\n".utf8
             ))
         }
+    }
+}
+
+extension BenchKernelsCommand {
+    /// Resident set size from /proc/self/statm (0 where there is none).
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 
