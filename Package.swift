@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Dynamic exclusivity checks cost ~5% of the request path's time (measured with perf on the
-// health route); the code is Swift 6 strict-concurrency checked, so release builds drop them.
+// health route) and 10% of loading a forest; the code is Swift 6 strict-concurrency checked, so
+// release builds of every library target drop them.
 let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 // The kernels' SIMD code targets Haswell (x86-64-v3: AVX2 + FMA, every x86 server CPU since 2013) on x86
@@ -58,25 +59,30 @@ let package = Package(
         // Repository, bundles, served versions, batching: the serving core (no NIO, no protobuf).
         .target(
             name: "ApusInference",
-            dependencies: ["ApusCore", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ApusCore", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSettings
         ),
         // Hot-swap: poll timer, SIGHUP and admin triggers driving repository reloads.
         .target(
             name: "ApusHotSwap",
-            dependencies: ["ApusInference", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ApusInference", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSettings
         ),
         // A/B splitting and canary rollouts: stable MurmurHash3 bucketing of routing keys.
-        .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ApusSplit", dependencies: ["ApusCore", "ApusInference", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: releaseSettings),
         // Prometheus /metrics and feature drift (Kolmogorov-Smirnov against the bundle's sample).
         .target(
             name: "ApusMetrics",
             dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "ApusSplit", "ApusTransport",
-                           .product(name: "Prometheus", package: "swift-prometheus")]
+                           .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: releaseSettings
         ),
         // Wire formats: KServe v2 JSON (+ binary extension), Apus protobuf, gzip/deflate.
         .target(
             name: "ApusWire",
-            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: releaseSettings
         ),
         .target(
             name: "ApusTransport",
@@ -97,7 +103,8 @@ let package = Package(
                 "ApusCore", "ApusInference", "ApusRuntime", "ApusTransport", "ApusWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         .target(
             name: "ApusServer",
@@ -110,7 +117,8 @@ let package = Package(
                 "ApusWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: releaseSettings
         ),
         .executableTarget(
             name: "apus",
@@ -136,7 +144,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            path: "loadtest/Sources/ApusLoadTest"
+            path: "loadtest/Sources/ApusLoadTest",
+            swiftSettings: releaseSettings
         ),
         .executableTarget(
             name: "apus-loadtest",

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
-swift build -c release --product apus --product apus-loadtest >&2 || { swift build -c release --product apus >&2; swift build -c release --product apus-loadtest >&2; }
+swift build -c release --product apus >&2; swift build -c release --product apus-loadtest >&2
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 .build/release/apus serve --port "$port" --threads 1 --log-level warning --model-repository examples/models &
 server=$!
@@ -18,6 +18,27 @@ lt=$(taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/
      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["phases"][0]["report"]["throughput_rps"])')
 python3 -c "print(f'h2load {float(\"$h2\"):.0f} req/s, apus-loadtest {float(\"$lt\"):.0f} req/s, ratio {float(\"$lt\")/float(\"$h2\"):.2f}')"
 rate=${RATE:-20000}
-echo "== equal offered load: $rate req/s (h2load --rps per client x 4 clients; apus-loadtest --rate), 1 stream per connection"
-taskset -c 1 h2load -c 4 -m 1 --rps $((rate / 4)) -D "$seconds" --warm-up-time 1 "$url" | grep -E "time for request|finished"
-taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 1 --rate "$rate" --warmup 1 --duration "$seconds" --quiet
+echo "== equal offered load: $rate req/s, 4 connections x 1 stream (h2load --rps per client; apus-loadtest --rate)"
+log=$(mktemp)
+taskset -c 1 h2load -c 4 -m 1 --rps $((rate / 4)) -D "$seconds" --warm-up-time 1 --log-file "$log" "$url" | grep -E "time for request|finished"
+taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 1 --rate "$rate" --warmup 1 --duration "$seconds" --quiet --json "$log.json" >/dev/null
+# h2load measures from the actual send, so compare with apus-loadtest's service time (also from
+# the actual send); apus-loadtest's headline latency counts from the intended send time.
+python3 - "$log" "$log.json" <<'PY'
+import json, sys
+rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
+rows.sort(key=lambda r: int(r[0]))
+warm = int(rows[0][0]) + 1_000_000 if rows else 0
+d = sorted(int(r[2]) for r in rows if int(r[0]) >= warm and r[1] == "200")
+def pct(p): return d[min(len(d) - 1, int(p / 100 * len(d)))]
+report = json.load(open(sys.argv[2]))["phases"][0]["report"]
+mine = report["service_time"]
+print(f"{'':>6} {'h2load':>10} {'apus-loadtest':>14} {'ratio':>6}   (microseconds, from the actual send; {len(d)} h2load samples)")
+for p in (50, 90, 99):
+    ours = mine[f"p{p}_us"]
+    print(f"{'p' + str(p):>6} {pct(p):>10.1f} {ours:>14.1f} {ours / max(pct(p), 1e-9):>6.2f}")
+print(f"{'mean':>6} {sum(d) / len(d):>10.1f} {mine['mean_us']:>14.1f} {mine['mean_us'] / (sum(d) / len(d)):>6.2f}")
+lat = report["latency"]
+print(f"apus-loadtest from the intended send time: p50 {lat['p50_us']:.1f}us p90 {lat['p90_us']:.1f}us p99 {lat['p99_us']:.1f}us")
+PY
+rm -f "$log" "$log.json"

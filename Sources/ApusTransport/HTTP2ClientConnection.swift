@@ -71,6 +71,18 @@ public final class HTTP2ClientConnection: Sendable {
         }
     }
 
+    /// Runs `body` on the connection's event loop with writes held: requests it sends go out
+    /// in one socket write at the end instead of one each. Must be called on that event loop.
+    public func batchingWrites<T>(_ body: () throws -> T) rethrows -> T {
+        let handler = self.handler.value
+        handler.holdWrites += 1
+        defer {
+            handler.holdWrites -= 1
+            if handler.holdWrites == 0 { handler.flushHeld() }
+        }
+        return try body()
+    }
+
     public func send(_ request: ClientRequest) async throws -> ClientResponse {
         try await withCheckedThrowingContinuation { continuation in
             send(request) { continuation.resume(with: $0) }
@@ -110,6 +122,10 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private let streamWindow: Int
     private(set) var goAwayReceived = false
+    /// While > 0 (inside `channelRead`, or `batchingWrites`), submits do not write: everything
+    /// queued goes out in one write when the hold ends. A write syscall per request was 40% of
+    /// a load generator's time.
+    var holdWrites = 0
     private var failure: ApusError?
     /// Completions recorded by callbacks, run after `mem_recv` returns: a completion may send the
     /// next request, which must not re-enter the session from inside its callback.
@@ -208,8 +224,10 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         streams[streamID] = Stream(requestBody: request.body, completion: completion)
-        flush()
+        if holdWrites == 0 { flush() }
     }
+
+    func flushHeld() { flush() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
@@ -218,13 +236,16 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
             return nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
+        holdWrites += 1
         runFinished()
+        holdWrites -= 1
         if rv < 0 {
             failure = ApusError(.unavailable, "HTTP/2 protocol error from the server: \(HTTP2ServerHandler.errorString(rv))")
             context.close(promise: nil)
             return
         }
-        flush()
+        // Written now, flushed once in channelReadComplete: one syscall for all the answers of a read.
+        flush(now: false)
     }
 
     private func runFinished() {
@@ -239,7 +260,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         flush()
     }
 
-    private func flush() {
+    private func flush(now: Bool = true) {
         guard let session, let context else { return }
         let buffer: ByteBuffer?
         switch NGHTTP2Output.collect(session, allocator: context.channel.allocator) {
@@ -249,7 +270,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        if let buffer { context.writeAndFlush(NIOAny(buffer), promise: nil) }
+        if let buffer {
+            if now { context.writeAndFlush(NIOAny(buffer), promise: nil) } else { context.write(NIOAny(buffer), promise: nil) }
+        } else if now {
+            context.flush()
+        }
     }
 
     // MARK: Callback targets (record only; never re-enter the session)

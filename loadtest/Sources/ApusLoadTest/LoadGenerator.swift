@@ -111,6 +111,7 @@ final class ConnectionDriver {
     let maxRequests: Int?
     let completed: ProgressCounter
     let finish: (LoadRecorder) -> Void
+    let authority: String
 
     var recorder = LoadRecorder()
     var schedule: ArrivalSchedule?
@@ -137,6 +138,7 @@ final class ConnectionDriver {
         self.completed = completed
         self.finish = finish
         self.bodyIndex = index
+        self.authority = "\(plan.host):\(plan.port)"
         if case .open(let rate, let kind) = plan.mode {
             schedule = ArrivalSchedule(kind: kind, rate: rate / Double(max(1, plan.connections)), seed: plan.seed &+ UInt64(index) &* 7919)
         }
@@ -148,8 +150,10 @@ final class ConnectionDriver {
             nextIntended = start + (schedule?.nextOffsetNanos() ?? 0)
             tick()
         } else {
-            for _ in 0..<max(1, plan.streams) where canIssue(now: DispatchTime.now().uptimeNanoseconds) {
-                send(intended: DispatchTime.now().uptimeNanoseconds)
+            connection.batchingWrites {
+                for _ in 0..<max(1, plan.streams) where canIssue(now: DispatchTime.now().uptimeNanoseconds) {
+                    send(intended: DispatchTime.now().uptimeNanoseconds)
+                }
             }
             finishIfDone()
         }
@@ -171,7 +175,7 @@ final class ConnectionDriver {
             issued += 1
             nextIntended = start + (schedule?.nextOffsetNanos() ?? 0)
         }
-        drainBacklog()
+        connection.batchingWrites { drainBacklog() }
         if canIssue(now: nextIntended) {
             let wait = nextIntended > now ? nextIntended - now : 0
             loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(max(wait, 20_000)))) { [self] in tick() }
@@ -203,23 +207,25 @@ final class ConnectionDriver {
         if keys != nil, let key = keys?.next() { headers.add(name: "apus-routing-key", value: key) }
         let body = plan.bodies[bodyIndex % plan.bodies.count]
         bodyIndex &+= 1
-        let request = ClientRequest(method: plan.method, path: plan.path, authority: "\(plan.host):\(plan.port)", headers: headers, body: body)
+        let request = ClientRequest(method: plan.method, path: plan.path, authority: authority, headers: headers, body: body)
         let bound = NIOLoopBound(self, eventLoop: loop)
+        let sent = schedule == nil ? intended : DispatchTime.now().uptimeNanoseconds
         connection.send(request) { result in
-            bound.value.answered(intended: intended, result: result)
+            bound.value.answered(intended: intended, sent: sent, result: result)
         }
     }
 
-    func answered(intended: UInt64, result: Result<ClientResponse, ApusError>) {
+    func answered(intended: UInt64, sent: UInt64, result: Result<ClientResponse, ApusError>) {
         inflight -= 1
         let now = DispatchTime.now().uptimeNanoseconds
         if intended >= recordFrom {
+            let service = now - min(sent, now)
             switch result {
             case .success(let response):
-                recorder.record(latencyNanos: now - intended, status: response.status, variant: response.headers["apus-variant"],
-                                version: response.headers["apus-model-version"])
+                recorder.record(latencyNanos: now - intended, serviceNanos: service, status: response.status,
+                                variant: response.headers["apus-variant"], version: response.headers["apus-model-version"])
             case .failure(let error):
-                recorder.record(latencyNanos: now - intended, status: nil, variant: nil, version: nil, error: error.message)
+                recorder.record(latencyNanos: now - intended, serviceNanos: service, status: nil, variant: nil, version: nil, error: error.message)
             }
             completed.value.add(1, ordering: .relaxed)
         }

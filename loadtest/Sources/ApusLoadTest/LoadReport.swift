@@ -4,7 +4,12 @@ import Histogram
 /// What one connection observed; merged into a `LoadReport` at the end. Not thread-safe: each
 /// connection owns one on its event loop.
 public struct LoadRecorder: Sendable {
+    /// From each request's intended send time (open loop: its slot in the schedule) to its
+    /// answer, so a stalled server or a late generator shows up (coordinated-omission free).
     public var latency = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
+    /// From the moment the request was actually handed to the connection to its answer: what
+    /// h2load and other closed-loop tools report. Equals `latency` in closed loop.
+    public var serviceTime = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
     public var succeeded = 0
     public var failed = 0
     public var statuses: [Int: Int] = [:]
@@ -15,8 +20,10 @@ public struct LoadRecorder: Sendable {
 
     public init() {}
 
-    public mutating func record(latencyNanos: UInt64, status: Int?, variant: String?, version: String?, error: String? = nil) {
+    /// `serviceNanos`: time since the actual send (nil: the same as `latencyNanos`).
+    public mutating func record(latencyNanos: UInt64, serviceNanos: UInt64? = nil, status: Int?, variant: String?, version: String?, error: String? = nil) {
         _ = latency.record(max(1, latencyNanos))
+        _ = serviceTime.record(max(1, serviceNanos ?? latencyNanos))
         if let status {
             statuses[status, default: 0] += 1
             if (200..<300).contains(status) { succeeded += 1 } else { failed += 1 }
@@ -30,6 +37,7 @@ public struct LoadRecorder: Sendable {
 
     public mutating func merge(_ other: LoadRecorder) {
         latency.add(other.latency)
+        serviceTime.add(other.serviceTime)
         succeeded += other.succeeded
         failed += other.failed
         statuses.merge(other.statuses, uniquingKeysWith: +)
@@ -61,9 +69,16 @@ public struct LoadReport: Sendable {
     public var errorRate: Double { total > 0 ? Double(recorder.failed) / Double(total) : 0 }
     public var meanLatencyNanos: Double { recorder.latency.mean }
 
-    public func latencyNanos(percentile: Double) -> UInt64 {
-        guard recorder.latency.totalCount > 0 else { return 0 }
-        return percentile >= 100 ? recorder.latency.max : recorder.latency.valueAtPercentile(percentile)
+    public func latencyNanos(percentile: Double) -> UInt64 { Self.value(recorder.latency, percentile) }
+    public func serviceNanos(percentile: Double) -> UInt64 { Self.value(recorder.serviceTime, percentile) }
+
+    static func value(_ histogram: Histogram<UInt64>, _ percentile: Double) -> UInt64 {
+        guard histogram.totalCount > 0 else { return 0 }
+        return percentile >= 100 ? histogram.max : histogram.valueAtPercentile(percentile)
+    }
+
+    func percentileLine(_ value: (Double) -> UInt64) -> String {
+        Self.percentiles.map { p in "\(p == 100 ? "max" : "p" + Self.trim(p))=\(Self.format(nanos: value(p)))" }.joined(separator: "  ")
     }
 
     static func format(nanos: UInt64) -> String {
@@ -81,7 +96,12 @@ public struct LoadReport: Sendable {
         lines.append(String(format: "requests %d in %.2fs: %.0f req/s%@", total, durationSeconds, throughput,
                             offeredRate.map { String(format: " (offered %.0f req/s)", $0) } ?? ""))
         lines.append(String(format: "succeeded %d, failed %d (error rate %.4f%%)", recorder.succeeded, recorder.failed, errorRate * 100))
-        lines.append("latency  " + Self.percentiles.map { p in "\(p == 100 ? "max" : "p" + Self.trim(p))=\(Self.format(nanos: latencyNanos(percentile: p)))" }.joined(separator: "  "))
+        lines.append("latency  " + percentileLine(latencyNanos(percentile:)))
+        if offeredRate != nil {
+            // Open loop: latency above counts from the intended send time; this counts from the
+            // actual send, as h2load does (the gap is the generator's or the server's backlog).
+            lines.append("service  " + percentileLine(serviceNanos(percentile:)) + "  (from the actual send)")
+        }
         if !recorder.statuses.isEmpty {
             lines.append("status   " + recorder.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "  "))
         }
@@ -108,10 +128,13 @@ public struct LoadReport: Sendable {
         var latency: [String: Double] = [:]
         for p in Self.percentiles { latency[p == 100 ? "max_us" : "p\(Self.trim(p))_us"] = Double(latencyNanos(percentile: p)) / 1e3 }
         latency["mean_us"] = meanLatencyNanos / 1e3
+        var service: [String: Double] = [:]
+        for p in Self.percentiles { service[p == 100 ? "max_us" : "p\(Self.trim(p))_us"] = Double(serviceNanos(percentile: p)) / 1e3 }
+        service["mean_us"] = recorder.serviceTime.mean / 1e3
         var out: [String: Any] = [
             "requests": total, "succeeded": recorder.succeeded, "failed": recorder.failed,
             "duration_s": durationSeconds, "throughput_rps": throughput, "error_rate": errorRate,
-            "latency": latency,
+            "latency": latency, "service_time": service,
             "statuses": Dictionary(uniqueKeysWithValues: recorder.statuses.map { (String($0.key), $0.value) }),
             "errors": recorder.errors, "variants": recorder.variants, "versions": recorder.versions,
         ]
