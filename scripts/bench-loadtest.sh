@@ -17,6 +17,14 @@ h2=$(taskset -c 1 h2load -c 4 -m 32 -D "$seconds" --warm-up-time 1 "$url" | grep
 lt=$(taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --warmup 1 --duration "$seconds" --quiet --json - \
      | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["phases"][0]["report"]["throughput_rps"])')
 python3 -c "print(f'h2load {float(\"$h2\"):.0f} req/s, apus-loadtest {float(\"$lt\"):.0f} req/s, ratio {float(\"$lt\")/float(\"$h2\"):.2f}')"
+# Steadier on a noisy machine: each generator's own CPU time per request for a fixed count.
+n=${COUNT:-400000}
+cpu() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}" >/dev/null; awk -v n="$n" '{printf "%.2f", ($1 + $2) / n * 1e6}' "$1"; }
+tf=$(mktemp)
+h2cpu=$(cpu "$tf" taskset -c 1 h2load -c 4 -m 32 -n "$n" "$url")
+ltcpu=$(cpu "$tf" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --requests "$n" --quiet)
+rm -f "$tf"
+python3 -c "print(f'generator CPU per request ({$n} requests): h2load {$h2cpu}us, apus-loadtest {$ltcpu}us, h2load/apus-loadtest {$h2cpu/$ltcpu:.2f}')"
 rate=${RATE:-20000}
 echo "== equal offered load: $rate req/s, 4 connections x 1 stream (h2load --rps per client; apus-loadtest --rate)"
 log=$(mktemp)

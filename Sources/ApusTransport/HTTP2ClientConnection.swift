@@ -122,6 +122,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private let streamWindow: Int
     private(set) var goAwayReceived = false
+    /// Reused for every request's header block (it keeps its memory).
+    private var headerScratch = NGHTTP2HeaderList()
     /// While > 0 (inside `channelRead`, or `batchingWrites`), submits do not write: everything
     /// queued goes out in one write when the hold ends. A write syscall per request was 40% of
     /// a load generator's time.
@@ -202,17 +204,17 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             completion(.failure(failure ?? ApusError(.unavailable, goAwayReceived ? "the server is shutting down this connection (GOAWAY)" : "the connection is closed")))
             return
         }
-        var headers = NGHTTP2HeaderList(count: request.headers.count + 5)
-        headers.append(":method", request.method)
-        headers.append(":scheme", "http")
-        headers.append(":authority", request.authority)
-        headers.append(":path", request.path)
-        if !request.body.isEmpty { headers.append("content-length", String(request.body.count)) }
+        headerScratch.removeAll()
+        headerScratch.append(":method", request.method)
+        headerScratch.append(":scheme", "http")
+        headerScratch.append(":authority", request.authority)
+        headerScratch.append(":path", request.path)
+        if !request.body.isEmpty { headerScratch.append("content-length", String(request.body.count)) }
         for field in request.headers where field.name != "content-length" && field.name != "host" && field.name != "connection" {
-            headers.append(field.name, field.value)
+            headerScratch.append(field.name, field.value)
         }
         let hasBody = !request.body.isEmpty
-        let streamID = headers.withNV { nv, count in
+        let streamID = headerScratch.withNV { nv, count in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
                 return nghttp2_submit_request(session, nil, nv, count, &provider, nil)
@@ -249,11 +251,14 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func runFinished() {
+        // Swapped out, run, then kept for reuse: completions may append more.
+        var batch: [(HTTP2ClientConnection.Completion, Result<ClientResponse, ApusError>)] = []
         while !finished.isEmpty {
-            let batch = finished
-            finished.removeAll()
+            swap(&batch, &finished)
             for (completion, result) in batch { completion(result) }
+            batch.removeAll(keepingCapacity: true)
         }
+        if finished.capacity == 0 { swap(&batch, &finished) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -280,14 +285,24 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Callback targets (record only; never re-enter the session)
 
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        guard streams[streamID] != nil else { return }
-        let n = String(decoding: name, as: UTF8.self)
-        let v = String(decoding: value, as: UTF8.self)
-        if n == ":status" {
-            streams[streamID]?.status = Int(v) ?? 0
-        } else {
-            streams[streamID]?.headers.appendLowercased(name: n, value: v)
+        // ":status" is the only pseudo-header of a response (nghttp2 rejects others) and comes first.
+        if name.count == 7, name.first == UInt8(ascii: ":") {
+            streams[streamID]?.status = Self.parseStatus(value)
+            return
         }
+        // nghttp2 rejects upper-case names in HTTP/2, so they go in as they are.
+        streams[streamID]?.headers.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+
+    /// Three ASCII digits (what nghttp2 lets through as :status); 0 for anything else.
+    static func parseStatus(_ value: UnsafeBufferPointer<UInt8>) -> Int {
+        guard value.count == 3 else { return 0 }
+        var status = 0
+        for byte in value {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return 0 }
+            status = status * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return status
     }
 
     fileprivate func onData(streamID: Int32, bytes: UnsafeRawBufferPointer) {

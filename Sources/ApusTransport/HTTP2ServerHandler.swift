@@ -32,6 +32,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     /// Per-stream I/O state (the request's cancellation handle, the answer's unsent body); a small
     /// array for the same reason as the state machine's stream table.
     private var streamIO: [StreamIO] = []
+    /// Reused for every response's header block (it keeps its memory).
+    private var headerScratch = NGHTTP2HeaderList()
     /// The time of the current read or tick, read once per event rather than once per frame.
     private var now: Int64
     private var context: ChannelHandlerContext?
@@ -497,13 +499,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         // One byte buffer holds every name and value; nghttp2 copies them during the call.
         let status = String(response.status)
         let length = String(response.body.count)
-        var size = 7 + status.utf8.count + 14 + length.utf8.count
-        for field in response.headers { size += field.name.utf8.count + field.value.utf8.count }
-        var headers = NGHTTP2HeaderList(capacity: size, count: response.headers.count + 2)
-        headers.append(":status", status)
-        headers.append("content-length", length)
+        headerScratch.removeAll()
+        headerScratch.append(":status", status)
+        headerScratch.append("content-length", length)
         for field in response.headers where field.name != "content-length" && field.name != "connection" {
-            headers.append(field.name, field.value)
+            headerScratch.append(field.name, field.value)
         }
         let hasBody = !response.body.isEmpty
         if hasBody {
@@ -514,7 +514,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
                 streamIO.append(StreamIO(id: streamID, context: nil, body: response.body))
             }
         }
-        let rv = headers.withNV { nv, count in
+        let rv = headerScratch.withNV { nv, count in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: h2ReadBody)
                 return nghttp2_submit_response(session, streamID, nv, count, &provider)

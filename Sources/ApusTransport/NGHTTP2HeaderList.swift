@@ -13,6 +13,13 @@ struct NGHTTP2HeaderList {
         spans.reserveCapacity(count)
     }
 
+    /// Empties the list but keeps its memory, so a connection can reuse one list for every
+    /// stream (two allocations per request saved).
+    mutating func removeAll() {
+        storage.removeAll(keepingCapacity: true)
+        spans.removeAll(keepingCapacity: true)
+    }
+
     mutating func append(_ name: String, _ value: String) {
         let nameStart = storage.count
         storage.append(contentsOf: name.utf8)

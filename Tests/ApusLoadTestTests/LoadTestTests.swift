@@ -37,6 +37,13 @@ final class LoadTestTests: XCTestCase {
         XCTAssertEqual(constant.nextOffsetNanos(), 0)
         XCTAssertEqual(constant.nextOffsetNanos(), 1_000_000)
         XCTAssertEqual(constant.nextOffsetNanos(), 2_000_000)
+        // Four connections sharing 4000/s: phases 0, 1/4000 s, ... interleave their sends.
+        var merged: [UInt64] = []
+        for c in 0..<4 {
+            var share = ArrivalSchedule(kind: .constant, rate: 1000, seed: 1, phase: Double(c) / 4000)
+            for _ in 0..<3 { merged.append(share.nextOffsetNanos()) }
+        }
+        XCTAssertEqual(merged.sorted(), (0..<12).map { UInt64($0) * 250_000 })
         var poisson = ArrivalSchedule(kind: .poisson, rate: 1000, seed: 7)
         var last: UInt64 = 0
         for _ in 0..<100_000 { last = poisson.nextOffsetNanos() }

@@ -15,10 +15,14 @@ public struct ArrivalSchedule: Sendable {
     private var rng: SplitMix64
     private var next: Double = 0
 
-    public init(kind: Kind, rate: Double, seed: UInt64) {
+    /// `phase`: seconds the first send is delayed. Constant schedules of several connections
+    /// take phases 0, 1/total, 2/total, ... so together they are evenly spaced; in step, every
+    /// connection would send at the same instant and each burst would queue at the server.
+    public init(kind: Kind, rate: Double, seed: UInt64, phase: Double = 0) {
         self.kind = kind
         self.rate = rate
         self.rng = SplitMix64(seed: seed)
+        self.next = kind == .constant ? phase : 0
     }
 
     /// Nanoseconds from the start of the schedule to the next intended send.

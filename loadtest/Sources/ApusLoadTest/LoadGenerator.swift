@@ -140,7 +140,8 @@ final class ConnectionDriver {
         self.bodyIndex = index
         self.authority = "\(plan.host):\(plan.port)"
         if case .open(let rate, let kind) = plan.mode {
-            schedule = ArrivalSchedule(kind: kind, rate: rate / Double(max(1, plan.connections)), seed: plan.seed &+ UInt64(index) &* 7919)
+            schedule = ArrivalSchedule(kind: kind, rate: rate / Double(max(1, plan.connections)), seed: plan.seed &+ UInt64(index) &* 7919,
+                                       phase: Double(index) / rate)
         }
         if let users = plan.users { keys = KeyChooser(users: users, zipfExponent: plan.zipfExponent, seed: plan.seed &+ UInt64(index)) }
     }
