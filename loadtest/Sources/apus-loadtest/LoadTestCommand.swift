@@ -26,6 +26,8 @@ struct LoadTestCommand: AsyncParsableCommand {
     @Option(help: "Max requests in flight per connection.") var streams = 32
     @Option(help: "Open loop: target requests per second across all connections (0 = closed loop).") var rate: Double = 0
     @Option(help: "Arrival process for --rate: constant or poisson.") var arrival: ArrivalSchedule.Kind = .constant
+    @Option(help: "Open loop: shortest sleep between sends, in microseconds (1000 sends in millisecond bursts like h2load --rps).")
+    var timerResolutionUs: Double = 20
     @Option(help: "Seconds to measure (after warm-up).") var duration: Double?
     @Option(help: "Total requests (instead of, or as well as, --duration).") var requests: Int?
     @Option(help: "Seconds of warm-up load not recorded.") var warmup: Double = 0
@@ -69,6 +71,7 @@ struct LoadTestCommand: AsyncParsableCommand {
         basePlan.users = users
         basePlan.zipfExponent = zipf
         basePlan.seed = seed
+        basePlan.timerResolutionNanos = UInt64(max(1, timerResolutionUs) * 1000)
         var configuredSplit: [String: Double] = [:]
         if let model {
             let payloads = try await PayloadBuilder.build(host: host, port: port, model: model, rows: rows, file: payload, seed: seed)
