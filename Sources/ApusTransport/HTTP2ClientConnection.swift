@@ -108,13 +108,31 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    struct Stream {
+    /// One request in flight. A class so callbacks update it through one lookup (a struct in
+    /// the dictionary was copied out and back by every header callback).
+    final class Stream {
         var status = 0
         var headers = HTTPFields()
         var body: [UInt8] = []
         var requestBody: [UInt8]
         var offset = 0
-        var completion: HTTP2ClientConnection.Completion
+        let completion: HTTP2ClientConnection.Completion
+
+        init(requestBody: [UInt8], completion: @escaping HTTP2ClientConnection.Completion) {
+            self.requestBody = requestBody
+            self.completion = completion
+        }
+    }
+
+    /// The stream a callback is about: the last one looked up when it is the same (a response's
+    /// headers, data and close arrive together), else from the table.
+    private var recent: (id: Int32, stream: Stream)?
+
+    private func stream(_ id: Int32) -> Stream? {
+        if let recent, recent.id == id { return recent.stream }
+        guard let found = streams[id] else { return nil }
+        recent = (id, found)
+        return found
     }
 
     private var session: OpaquePointer?
@@ -168,6 +186,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         runFinished()
         let pending = streams
         streams.removeAll()
+        recent = nil
         if let session {
             nghttp2_session_del(session)
             self.session = nil
@@ -287,11 +306,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         // ":status" is the only pseudo-header of a response (nghttp2 rejects others) and comes first.
         if name.count == 7, name.first == UInt8(ascii: ":") {
-            streams[streamID]?.status = Self.parseStatus(value)
+            stream(streamID)?.status = Self.parseStatus(value)
             return
         }
         // nghttp2 rejects upper-case names in HTTP/2, so they go in as they are.
-        streams[streamID]?.headers.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        stream(streamID)?.headers.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
     }
 
     /// Three ASCII digits (what nghttp2 lets through as :status); 0 for anything else.
@@ -306,7 +325,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        streams[streamID]?.body.append(contentsOf: bytes)
+        stream(streamID)?.body.append(contentsOf: bytes)
     }
 
     fileprivate func onGoAway() {
@@ -314,6 +333,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
+        if recent?.id == streamID { recent = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if errorCode == 0, stream.status > 0 {
             finished.append((stream.completion, .success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body))))
@@ -325,7 +345,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard var stream = streams[streamID] else {
+        guard let stream = stream(streamID) else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
@@ -338,7 +358,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             stream.requestBody = []
         }
-        streams[streamID] = stream
         return n
     }
 }

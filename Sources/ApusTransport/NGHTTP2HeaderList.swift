@@ -22,10 +22,16 @@ struct NGHTTP2HeaderList {
 
     mutating func append(_ name: String, _ value: String) {
         let nameStart = storage.count
-        storage.append(contentsOf: name.utf8)
+        appendBytes(of: name)
         let valueStart = storage.count
-        storage.append(contentsOf: value.utf8)
+        appendBytes(of: value)
         spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+    }
+
+    /// A string's UTF-8 as one contiguous copy (appending `utf8` byte by byte was 5% of a request).
+    private mutating func appendBytes(of string: String) {
+        var string = string
+        string.withUTF8 { storage.append(contentsOf: $0) }
     }
 
     /// Calls `body` with the nv array and its length; returns `NGHTTP2_ERR_NOMEM` if it cannot be built.

@@ -30,9 +30,10 @@ public struct LoadPlan: Sendable {
     public var users: Int?
     public var zipfExponent: Double?
     public var seed: UInt64 = 1
-    /// Open loop: the shortest sleep between sends. The default keeps sends close to their
-    /// intended times; 1 ms reproduces h2load's `--rps` pattern (libev wakes at millisecond
-    /// granularity and sends each tick's due requests back to back), for side-by-side comparisons.
+    /// Open loop: the timer grid (from the run's start) on which sends wake up. The default keeps
+    /// sends close to their intended times; 1 ms reproduces h2load's `--rps` pattern (libev wakes
+    /// at millisecond granularity and sends each tick's due requests back to back), for
+    /// side-by-side comparisons.
     public var timerResolutionNanos: UInt64 = 20_000
     /// How long to wait for requests still in flight when the run ends.
     public var drainSeconds: Double = 10
@@ -145,7 +146,7 @@ final class ConnectionDriver {
         self.authority = "\(plan.host):\(plan.port)"
         if case .open(let rate, let kind) = plan.mode {
             // Fine ticks: connections take turns (evenly spaced sends). Coarse ticks send in
-            // bursts anyway, so connections tick together and one wake-up serves them all.
+            // bursts anyway, so connections tick together on the shared grid.
             let gap = 1e9 / rate
             let phase = Double(plan.timerResolutionNanos) < gap * Double(max(1, plan.connections)) ? Double(index) / rate : 0
             schedule = ArrivalSchedule(kind: kind, rate: rate / Double(max(1, plan.connections)), seed: plan.seed &+ UInt64(index) &* 7919,
@@ -186,8 +187,12 @@ final class ConnectionDriver {
         }
         connection.batchingWrites { drainBacklog() }
         if canIssue(now: nextIntended) {
-            let wait = nextIntended > now ? nextIntended - now : 0
-            loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(max(wait, plan.timerResolutionNanos)))) { [self] in tick() }
+            // Wake at the first point of the run's timer grid at or after the next intended send:
+            // every connection of the loop shares the grid, so their ticks coincide (one wake-up).
+            let resolution = max(1, plan.timerResolutionNanos)
+            let target = max(nextIntended, now + 1)
+            let wake = start + (target - start + resolution - 1) / resolution * resolution
+            loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(wake - now))) { [self] in tick() }
         } else {
             finishIfDone()
         }
