@@ -7,8 +7,9 @@ same run. Prints rows/s per model and batch size and the ratio apus/onnxruntime.
 MODEL_DIR holds model.onnx and inputs.npy (default: every model of the conformance zoo copy in
 Tests/ApusRuntimeTests/Fixtures/zoo). The zoo has 64 edge rows; repeating them would let the CPU's
 branch predictor learn every tree path (batch 16 would look 3x faster than batch 256), so by
-default each batch is made of distinct rows drawn column by column from those rows (fixed seed),
-the same file for both engines. `--tile` repeats the 64 rows instead. Needs `swift build -c release` (the script runs it) and
+default the script draws 4096 distinct rows column by column from those rows (fixed seed), and
+both engines run every call on the next window of them (batch 1: a new row each call), in the same
+order. `--tile` repeats the 64 rows instead. Needs `swift build -c release` (the script runs it) and
 onnxruntime from PyPI (installed when missing). Both engines are pinned to the same core in turn.
 """
 import argparse, json, os, subprocess, sys, time, glob
@@ -33,14 +34,21 @@ def bench_ort(model, inputs, batches, seconds):
     src = np.load(inputs).astype(np.float32)
     out = {}
     for b in batches:
-        x = np.ascontiguousarray(np.resize(src, (b, src.shape[1])))
+        # The same windows of distinct rows, in the same order, as `apus bench-kernels`.
+        if src.shape[0] >= b:
+            xs = [np.ascontiguousarray(src[k * b:(k + 1) * b]) for k in range(src.shape[0] // b)]
+        else:
+            xs = [np.ascontiguousarray(np.resize(src, (b, src.shape[1])))]
         warm = time.perf_counter() + seconds / 10
+        k = 0
         while time.perf_counter() < warm:
-            sess.run(None, {name: x})
+            sess.run(None, {name: xs[k]})
+            k = (k + 1) % len(xs)
         runs = 0
         start = time.perf_counter()
         while True:
-            sess.run(None, {name: x})
+            sess.run(None, {name: xs[k]})
+            k = (k + 1) % len(xs)
             runs += 1
             if time.perf_counter() - start >= seconds:
                 break

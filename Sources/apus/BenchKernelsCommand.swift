@@ -39,21 +39,32 @@ struct BenchKernelsCommand: ParsableCommand {
         let rows = try source.floats()
         let sourceRows = rows.count / max(width, 1)
         for batch in batches.split(separator: ",").compactMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) where batch > 0 {
-            var values = [Float]()
-            values.reserveCapacity(batch * width)
-            for r in 0..<batch {
-                let s = r % sourceRows
-                values.append(contentsOf: rows[(s * width)..<((s + 1) * width)])
+            // Every call gets the next window of distinct rows (cycling through the file), so the
+            // CPU's branch predictor cannot learn one batch's tree paths; a file shorter than
+            // the batch is tiled.
+            var inputs: [Tensor] = []
+            for window in 0..<max(1, sourceRows / batch) {
+                var values = [Float]()
+                values.reserveCapacity(batch * width)
+                for r in 0..<batch {
+                    let s = (window * batch + r) % sourceRows
+                    values.append(contentsOf: rows[(s * width)..<((s + 1) * width)])
+                }
+                inputs.append(try Tensor(shape: [batch, width], data: .float32(values)))
             }
-            let input = try Tensor(shape: [batch, width], data: .float32(values))
             // Warm-up, then timed runs until the time budget is spent.
+            var next = 0
             let warmUntil = ContinuousClock.now + .milliseconds(Int64(seconds * 100))
-            while ContinuousClock.now < warmUntil { _ = try compiled.run([input]) }
+            while ContinuousClock.now < warmUntil {
+                _ = try compiled.run([inputs[next]])
+                next = (next + 1) % inputs.count
+            }
             var runs = 0
             let start = ContinuousClock.now
             let deadline = start + .milliseconds(Int64(seconds * 1000))
             repeat {
-                _ = try compiled.run([input])
+                _ = try compiled.run([inputs[next]])
+                next = (next + 1) % inputs.count
                 runs += 1
             } while ContinuousClock.now < deadline
             let elapsed = ContinuousClock.now - start
