@@ -47,6 +47,9 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     public var count: Int { fields.count }
 
+    /// Room for `n` fields without regrowing (one allocation instead of four for a typical request).
+    public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
+
     public func makeIterator() -> IndexingIterator<[Field]> { fields.makeIterator() }
 
     private static func lowercased(_ name: String) -> String {

@@ -17,10 +17,15 @@ public struct Request: Sendable, Equatable {
 
     public init(method: String, target: String, headers: HTTPFields, body: [UInt8] = [], version: Version) {
         self.method = method
-        // Scan bytes, not Characters: grapheme breaking is needlessly slow on the hot path.
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            self.path = String(target[..<q])
-            self.query = String(target[target.utf8.index(after: q)...])
+        // Scan the bytes in place, not Characters (grapheme breaking) nor the generic UTF-8 view.
+        var target = target
+        let split: (String, String)? = target.withUTF8 { bytes in
+            guard let q = bytes.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+            return (String(decoding: bytes[..<q], as: UTF8.self), String(decoding: bytes[(q + 1)...], as: UTF8.self))
+        }
+        if let split {
+            self.path = split.0
+            self.query = split.1
         } else {
             self.path = target
             self.query = ""

@@ -121,6 +121,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         init(requestBody: [UInt8], completion: @escaping HTTP2ClientConnection.Completion) {
             self.requestBody = requestBody
             self.completion = completion
+            headers.reserveCapacity(4)
         }
     }
 
@@ -140,6 +141,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private let streamWindow: Int
     private(set) var goAwayReceived = false
+    /// Repeated response header names and values, made into strings once.
+    private var strings = HeaderStringCache()
     /// Reused for every request's header block (it keeps its memory).
     private var headerScratch = NGHTTP2HeaderList()
     /// While > 0 (inside `channelRead`, or `batchingWrites`), submits do not write: everything
@@ -310,7 +313,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         // nghttp2 rejects upper-case names in HTTP/2, so they go in as they are.
-        stream(streamID)?.headers.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        guard let stream = stream(streamID) else { return }
+        stream.headers.appendLowercased(name: strings.string(name), value: strings.string(value))
     }
 
     /// Three ASCII digits (what nghttp2 lets through as :status); 0 for anything else.

@@ -52,6 +52,8 @@ struct HTTP2ConnectionStateMachine {
     /// of header arrays per header field).
     private(set) var streams: [Stream] = []
     private(set) var junkFrames = 0
+    /// Repeated header names and values of this connection, made into strings once.
+    private var strings = HeaderStringCache()
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
     private var unwritableSince: Int64?
@@ -75,7 +77,9 @@ struct HTTP2ConnectionStateMachine {
     }
 
     mutating func streamOpened(_ id: Int32, now: Int64) {
-        streams.append(Stream(id: id, openedAt: now))
+        var stream = Stream(id: id, openedAt: now)
+        stream.fields.reserveCapacity(8)
+        streams.append(stream)
         idleSince = nil
     }
 
@@ -93,16 +97,17 @@ struct HTTP2ConnectionStateMachine {
             streams[i].rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
             streams[i].fields = HTTPFields()
         } else if name.first == UInt8(ascii: ":") {
-            if name.elementsEqual(Self.methodName) {
-                streams[i].method = String(decoding: value, as: UTF8.self)
-            } else if name.elementsEqual(Self.pathName) {
-                streams[i].path = String(decoding: value, as: UTF8.self)
-            } else if name.elementsEqual(Self.authorityName) {
-                streams[i].fields.add(name: "host", value: String(decoding: value, as: UTF8.self))
+            // nghttp2 lets through only valid request pseudo-headers (:method, :scheme,
+            // :authority, :path, :protocol), so length and second byte tell them apart.
+            switch (name.count, name.count > 1 ? name[1] : 0) {
+            case (7, UInt8(ascii: "m")): streams[i].method = String(decoding: value, as: UTF8.self)
+            case (5, UInt8(ascii: "p")): streams[i].path = String(decoding: value, as: UTF8.self)
+            case (10, UInt8(ascii: "a")): streams[i].fields.appendLowercased(name: "host", value: String(decoding: value, as: UTF8.self))
+            default: break
             }
         } else {
             // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
-            streams[i].fields.appendLowercased(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            streams[i].fields.appendLowercased(name: strings.string(name), value: strings.string(value))
         }
     }
 
@@ -113,9 +118,6 @@ struct HTTP2ConnectionStateMachine {
         name.withUTF8 { n in value.withUTF8 { v in headerReceived(id, name: n, value: v) } }
     }
 
-    private static let methodName = Array(":method".utf8)
-    private static let pathName = Array(":path".utf8)
-    private static let authorityName = Array(":authority".utf8)
 
     /// The header block ended. With `endStream` the request is complete.
     mutating func headersComplete(_ id: Int32, endStream: Bool, now: Int64) -> Action? {

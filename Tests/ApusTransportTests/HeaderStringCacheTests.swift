@@ -1,0 +1,29 @@
+@testable import ApusTransport
+import XCTest
+
+final class HeaderStringCacheTests: XCTestCase {
+    func string(_ cache: inout HeaderStringCache, _ text: String) -> String {
+        var text = text
+        return text.withUTF8 { cache.string($0) }
+    }
+
+    func testRepeatedLongValuesComeBackEqualAndDistinctValuesStayDistinct() {
+        var cache = HeaderStringCache(capacity: 4)
+        let agent = "h2load nghttp2/1.52.0 (a long user agent)"
+        XCTAssertEqual(string(&cache, agent), agent)
+        XCTAssertEqual(string(&cache, agent), agent)
+        // Same length, other bytes: never confused with the cached value.
+        let other = "h2load nghttp2/1.52.0 (a long user agenT)"
+        XCTAssertEqual(string(&cache, other), other)
+        XCTAssertEqual(string(&cache, "short"), "short")
+        XCTAssertEqual(string(&cache, ""), "")
+    }
+
+    func testMoreDistinctValuesThanCapacityEvictAndStillDecodeCorrectly() {
+        var cache = HeaderStringCache(capacity: 3)
+        let values = (0..<20).map { "a value that is long enough \($0)" }
+        for _ in 0..<3 {
+            for v in values { XCTAssertEqual(string(&cache, v), v) }
+        }
+    }
+}
