@@ -26,6 +26,16 @@ public struct ClientResponse: Sendable {
     public var status: Int
     public var headers: HTTPFields
     public var body: [UInt8]
+    /// When the request's HEADERS frame was serialized for the socket and when the stream closed
+    /// (monotonic uptime nanoseconds, taken inside nghttp2's callbacks): the request's time on
+    /// the wire and at the server, measured where h2load measures it.
+    public var sentAtNanos: UInt64 = 0
+    public var closedAtNanos: UInt64 = 0
+
+    /// `closedAtNanos - sentAtNanos`, or nil if the send was not seen.
+    public var serviceNanos: UInt64? {
+        sentAtNanos > 0 && closedAtNanos >= sentAtNanos ? closedAtNanos - sentAtNanos : nil
+    }
 }
 
 /// One h2c (prior knowledge) client connection on an nghttp2 client session: many concurrent
@@ -116,6 +126,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         var body: [UInt8] = []
         var requestBody: [UInt8]
         var offset = 0
+        var sentAt: UInt64 = 0
         let completion: HTTP2ClientConnection.Completion
 
         init(requestBody: [UInt8], completion: @escaping HTTP2ClientConnection.Completion) {
@@ -207,6 +218,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, clientOnFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, clientOnDataChunkRecv)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, clientOnStreamClose)
+        nghttp2_session_callbacks_set_before_frame_send_callback(callbacks, clientBeforeFrameSend)
         var created: OpaquePointer?
         let rv = nghttp2_session_client_new(&created, callbacks, Unmanaged.passUnretained(self).toOpaque())
         guard rv == 0, let created else { throw ApusError(.internalError, "nghttp2_session_client_new failed: \(HTTP2ServerHandler.errorString(rv))") }
@@ -332,6 +344,10 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         stream(streamID)?.body.append(contentsOf: bytes)
     }
 
+    fileprivate func onRequestHeadersSending(streamID: Int32) {
+        stream(streamID)?.sentAt = NIODeadline.now().uptimeNanoseconds
+    }
+
     fileprivate func onGoAway() {
         goAwayReceived = true
     }
@@ -340,7 +356,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         if recent?.id == streamID { recent = nil }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if errorCode == 0, stream.status > 0 {
-            finished.append((stream.completion, .success(ClientResponse(status: stream.status, headers: stream.headers, body: stream.body))))
+            let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,
+                                          sentAtNanos: stream.sentAt, closedAtNanos: NIODeadline.now().uptimeNanoseconds)
+            finished.append((stream.completion, .success(response)))
         } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
             finished.append((stream.completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))
         } else {
@@ -387,6 +405,14 @@ private func clientOnHeader(
 private func clientOnFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
     guard let frame, let handler = clientHandler(userData) else { return 0 }
     if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue { handler.onGoAway() }
+    return 0
+}
+
+private func clientBeforeFrameSend(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    guard let frame, let handler = clientHandler(userData) else { return 0 }
+    if UInt32(frame.pointee.hd.type) == NGHTTP2_HEADERS.rawValue, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+        handler.onRequestHeadersSending(streamID: frame.pointee.hd.stream_id)
+    }
     return 0
 }
 

@@ -236,7 +236,8 @@ final class ConnectionDriver {
             let service = now - min(sent, now)
             switch result {
             case .success(let response):
-                recorder.record(latencyNanos: now - intended, serviceNanos: service, status: response.status,
+                // Service time where h2load takes it: HEADERS serialized -> stream closed.
+                recorder.record(latencyNanos: now - intended, serviceNanos: response.serviceNanos ?? service, status: response.status,
                                 variant: response.headers["apus-variant"], version: response.headers["apus-model-version"])
             case .failure(let error):
                 recorder.record(latencyNanos: now - intended, serviceNanos: service, status: nil, variant: nil, version: nil, error: error.message)

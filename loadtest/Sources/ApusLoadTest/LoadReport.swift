@@ -7,8 +7,8 @@ public struct LoadRecorder: Sendable {
     /// From each request's intended send time (open loop: its slot in the schedule) to its
     /// answer, so a stalled server or a late generator shows up (coordinated-omission free).
     public var latency = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
-    /// From the moment the request was actually handed to the connection to its answer: what
-    /// h2load and other closed-loop tools report. Equals `latency` in closed loop.
+    /// From the moment the request's HEADERS frame was serialized for the socket to the close
+    /// of its stream: what h2load reports, at the same points.
     public var serviceTime = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
     public var succeeded = 0
     public var failed = 0
@@ -100,7 +100,7 @@ public struct LoadReport: Sendable {
         if offeredRate != nil {
             // Open loop: latency above counts from the intended send time; this counts from the
             // actual send, as h2load does (the gap is the generator's or the server's backlog).
-            lines.append("service  " + percentileLine(serviceNanos(percentile:)) + "  (from the actual send)")
+            lines.append("service  " + percentileLine(serviceNanos(percentile:)) + "  (HEADERS sent -> stream closed)")
         }
         if !recorder.statuses.isEmpty {
             lines.append("status   " + recorder.statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "  "))
