@@ -48,7 +48,10 @@ public final class OutcomeTracker: Sendable {
         var next = 0
         var byID: [String: Int] = [:]
         var byKey: [String: String] = [:]
-        var keyOrder: [String] = []
+        /// Routing keys in first-seen order, as a ring of `capacity` slots (the oldest is evicted
+        /// in O(1); removing the first element of an array moved all 100,000 per request).
+        var keyRing: [String?]
+        var keyNext = 0
         var totals: [String: [String: VariantOutcomes]] = [:]
     }
 
@@ -57,7 +60,7 @@ public final class OutcomeTracker: Sendable {
 
     public init(capacity: Int = 100_000) {
         self.capacity = max(1, capacity)
-        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity))))
+        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity)), keyRing: Array(repeating: nil, count: max(1, capacity))))
     }
 
     /// The prediction an answer carries: a label output if there is one, else the first value.
@@ -84,11 +87,9 @@ public final class OutcomeTracker: Sendable {
             s.next = (s.next + 1) % capacity
             if let routingKey {
                 if s.byKey[routingKey] == nil {
-                    s.keyOrder.append(routingKey)
-                    if s.keyOrder.count > capacity {
-                        let dropped = s.keyOrder.removeFirst()
-                        s.byKey[dropped] = nil
-                    }
+                    if let dropped = s.keyRing[s.keyNext] { s.byKey[dropped] = nil }
+                    s.keyRing[s.keyNext] = routingKey
+                    s.keyNext = (s.keyNext + 1) % capacity
                 }
                 s.byKey[routingKey] = requestID
             }

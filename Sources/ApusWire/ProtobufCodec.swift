@@ -104,19 +104,51 @@ public enum ProtobufCodec {
         var out = Apus_V1_Tensor()
         out.name = name
         out.shape = tensor.shape.map { Int64($0) }
-        switch tensor.data {
-        case .float32: out.datatype = .fp32
-        case .float64: out.datatype = .fp64
-        case .int64: out.datatype = .int64
-        case .int32: out.datatype = .int32
-        case .bool: out.datatype = .bool
-        case .string: out.datatype = .unspecified
-        }
+        out.datatype = datatype(of: tensor)
         out.rawContents = Data(KServeJSONCodec.rawBytes(tensor))
         return out
     }
 
+    /// Written field by field with `ProtobufWriter`, byte for byte what swift-protobuf writes
+    /// for the same `Apus_V1_InferResponse` (ProtobufCodecTests compares them).
     public static func encodeResponse(_ answer: InferResponse) -> [UInt8] {
+        var writer = ProtobufWriter(capacity: 64 + answer.outputs.reduce(0) { $0 + 16 + $1.name.utf8.count + $1.tensor.count * 8 })
+        writer.string(1, answer.model)
+        writer.string(2, String(answer.version))
+        writer.string(3, answer.variant ?? "")
+        writer.string(4, answer.id ?? "")
+        for output in answer.outputs {
+            writer.message(5) { tensor in
+                tensor.string(1, output.name)
+                tensor.enumValue(2, datatype(of: output.tensor).rawValue)
+                tensor.packedInt64(3, output.tensor.shape.map { Int64($0) })
+                switch output.tensor.data {
+                case .float32(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }
+                case .float64(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }
+                case .int64(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }
+                case .int32(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }
+                case .bool, .string: KServeJSONCodec.rawBytes(output.tensor).withUnsafeBytes { tensor.lengthDelimited(4, $0) }
+                }
+            }
+        }
+        writer.packedInt64(6, answer.classLabels ?? [])
+        return writer.bytes
+    }
+
+    static func datatype(of tensor: Tensor) -> Apus_V1_DataType {
+        switch tensor.data {
+        case .float32: return .fp32
+        case .float64: return .fp64
+        case .int64: return .int64
+        case .int32: return .int32
+        case .bool: return .bool
+        case .string: return .unspecified
+        }
+    }
+
+    /// The same answer through swift-protobuf's generated code: the reference `encodeResponse` is
+    /// checked against.
+    static func encodeResponseWithGeneratedCode(_ answer: InferResponse) -> [UInt8] {
         var message = Apus_V1_InferResponse()
         message.model = answer.model
         message.version = String(answer.version)

@@ -92,6 +92,12 @@ final class OutcomeTrackerTests: XCTestCase {
         XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: "r0", routingKey: nil, truth: 1))
         XCTAssertNoThrow(try tracker.feedback(model: "churn", requestID: "r9", routingKey: nil, truth: 1))
         XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u0", truth: 1))
+        // The three newest routing keys are kept, older ones are forgotten.
+        XCTAssertNoThrow(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u8", truth: 1))
+        XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u6", truth: 1))
+        // A key seen again keeps its place and points at its latest request.
+        tracker.log(requestID: "r10", routingKey: "u7", prediction: prediction("stable", 1))
+        XCTAssertEqual(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u7", truth: 1).version, 1)
     }
 
     func testPredictionIsTheLabelForClassifiersAndTheValueForRegressors() throws {

@@ -1,0 +1,35 @@
+@testable import ApusWire
+import ApusInference
+import ApusRuntime
+import XCTest
+
+/// The hand-written `InferResponse` encoder against swift-protobuf's generated code: the same
+/// bytes for every datatype, empty and default fields, negative labels, many outputs.
+final class ProtobufResponseEncodingTests: XCTestCase {
+    func tensor(_ kind: Int, rows: Int, _ rng: inout SystemRandomNumberGenerator) throws -> Tensor {
+        let n = rows * 2
+        switch kind {
+        case 0: return try Tensor(shape: [rows, 2], data: .float32((0..<n).map { _ in Float.random(in: -1e6...1e6, using: &rng) }))
+        case 1: return try Tensor(shape: [rows, 2], data: .float64((0..<n).map { _ in Double.random(in: -1...1, using: &rng) }))
+        case 2: return try Tensor(shape: [rows], data: .int64((0..<rows).map { _ in Int64.random(in: Int64.min...Int64.max, using: &rng) }))
+        case 3: return try Tensor(shape: [rows], data: .int32((0..<rows).map { _ in Int32.random(in: Int32.min...Int32.max, using: &rng) }))
+        case 4: return try Tensor(shape: [rows], data: .bool((0..<rows).map { _ in Bool.random(using: &rng) }))
+        default: return try Tensor(shape: [rows], data: .string((0..<rows).map { "label-\($0)-é" }))
+        }
+    }
+
+    func testDirectEncodingMatchesTheGeneratedCodeByteForByte() throws {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            var outputs: [NamedTensor] = []
+            for k in 0..<(round % 4) {
+                outputs.append(NamedTensor(name: k == 1 ? "" : "out\(k)", tensor: try tensor((round + k) % 6, rows: (round * 7 + k) % 5, &rng)))
+            }
+            let labels: [Int64]? = round % 3 == 0 ? nil : (round % 3 == 1 ? [] : [0, 1, -1, Int64.max, Int64.min, 300])
+            let answer = InferResponse(model: round % 5 == 0 ? "" : "churn-ß\(round)", version: round % 11 == 0 ? 0 : round * 1000,
+                                       variant: round % 2 == 0 ? nil : "canary", id: round % 4 == 0 ? nil : (round % 8 == 1 ? "" : "req-\(round)"),
+                                       outputs: outputs, classLabels: labels)
+            XCTAssertEqual(ProtobufCodec.encodeResponse(answer), ProtobufCodec.encodeResponseWithGeneratedCode(answer), "round \(round)")
+        }
+    }
+}
