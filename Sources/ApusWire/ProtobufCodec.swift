@@ -18,12 +18,24 @@ public enum ProtobufCodec {
     }()
 
     public static func decodeRequest(_ body: [UInt8], model: String, selector: VersionSelector?) throws -> InferRequest {
-        let message: Apus_V1_InferRequest
+        try request(from: try parseRequest(body), model: model, selector: selector)
+    }
+
+    /// The common case through `FastInferRequestDecoder`; anything else through swift-protobuf.
+    static func parseRequest(_ body: [UInt8]) throws -> WireInferRequest {
+        if let fast = FastInferRequestDecoder.decode(body) { return fast }
+        return try parseRequestWithGeneratedCode(body)
+    }
+
+    static func parseRequestWithGeneratedCode(_ body: [UInt8]) throws -> WireInferRequest {
         do {
-            message = try Apus_V1_InferRequest(serializedBytes: body, options: decodingOptions)
+            return WireInferRequest(try Apus_V1_InferRequest(serializedBytes: body, options: decodingOptions))
         } catch {
             throw ApusError(.badRequest, "the body is not a valid apus.v1.InferRequest (\(error))")
         }
+    }
+
+    static func request(from message: WireInferRequest, model: String, selector: VersionSelector?) throws -> InferRequest {
         if !message.model.isEmpty, message.model != model {
             throw ApusError(.badRequest, "model: the body names \(message.model), the path \(model)")
         }
@@ -51,8 +63,12 @@ public enum ProtobufCodec {
     }
 
     static func decodeTensor(_ tensor: Apus_V1_Tensor, index: Int) throws -> Tensor {
-        let name = tensor.name.isEmpty ? "inputs[\(index)]" : "input \(tensor.name)"
+        try decodeTensor(WireInferRequest.Input(tensor), index: index)
+    }
+
+    static func decodeTensor(_ tensor: WireInferRequest.Input, index: Int) throws -> Tensor {
         guard !tensor.name.isEmpty else { throw ApusError(.badRequest, "inputs[\(index)].name is empty") }
+        var name: String { "input \(tensor.name)" }
         var count = 1
         for dim in tensor.shape {
             guard dim >= 0, dim < 1 << 31 else { throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension") }
@@ -62,7 +78,7 @@ public enum ProtobufCodec {
         }
         let shape = tensor.shape.map { Int($0) }
         let typeName = Self.name(tensor.datatype)
-        let raw = tensor.rawContents
+        let raw = tensor.raw
         let width: Int
         switch tensor.datatype {
         case .bool: width = 1
