@@ -30,30 +30,37 @@ struct LinearModel: Kernel {
 
     var features: Int { coefficients.count / outputs }
 
-    /// Dot product in 8-wide SIMD lanes (float reductions are not auto-vectorised).
+    /// Two dot products of one row, `a·b0` and `a·b1`, in 8-wide SIMD lanes (float reductions are
+    /// not auto-vectorised); each row chunk is loaded once for both. Every output of a model goes
+    /// through here (an odd last one paired with itself), so an output's value does not depend on
+    /// how many outputs the model has or where its row sits in the batch.
     @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var sum8 = SIMD8<Float>()
+    static func dotPair(_ a: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
         var i = 0
-        let ra = UnsafeRawPointer(a)
-        let rb = UnsafeRawPointer(b)
+        let ra = UnsafeRawPointer(a), r0 = UnsafeRawPointer(b0), r1 = UnsafeRawPointer(b1)
         while i + 8 <= n {
-            sum8 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let x = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s0 += x * r0.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s1 += x * r1.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
             i += 8
         }
         // Halving reductions: `SIMD8.sum()` adds the lanes one by one.
-        var sum4 = sum8.lowHalf + sum8.highHalf
+        var h0 = s0.lowHalf + s0.highHalf, h1 = s1.lowHalf + s1.highHalf
         while i + 4 <= n {
-            sum4 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+            let x = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+            h0 += x * r0.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
+            h1 += x * r1.loadUnaligned(fromByteOffset: i * 4, as: SIMD4<Float>.self)
             i += 4
         }
-        let sum2 = sum4.lowHalf + sum4.highHalf
-        var sum = sum2[0] + sum2[1]
+        let q0 = h0.lowHalf + h0.highHalf, q1 = h1.lowHalf + h1.highHalf
+        var sum0 = q0[0] + q0[1], sum1 = q1[0] + q1[1]
         while i < n {
-            sum += a[i] * b[i]
+            sum0 += a[i] * b0[i]
+            sum1 += a[i] * b1[i]
             i += 1
         }
-        return sum
+        return (sum0, sum1)
     }
 
     func run(_ inputs: [Tensor?]) throws -> [Tensor] {
@@ -76,9 +83,9 @@ struct LinearModel: Kernel {
                                 // Binary models: the winner is a compare turned into 0/1, not a
                                 // branch (mispredicted on every other row of real traffic).
                                 for r in 0..<rows {
-                                    let row = xs + r * width
-                                    let s0 = bs[0] + Self.dot(row, cs, width)
-                                    let s1 = bs[1] + Self.dot(row, cs + width, width)
+                                    let (d0, d1) = Self.dotPair(xs + r * width, cs, cs + width, width)
+                                    let s0 = bs[0] + d0
+                                    let s1 = bs[1] + d1
                                     out[2 * r] = s0
                                     out[2 * r + 1] = s1
                                     bestOut[r] = Int32(unsafeBitCast(s1 > s0, to: UInt8.self))
@@ -88,17 +95,14 @@ struct LinearModel: Kernel {
                             for r in 0..<rows {
                                 let row = xs + r * width
                                 let rowOut = out + r * outputs
-                                var top: Int32 = 0
-                                var topScore = bs[0] + Self.dot(row, cs, width)
-                                rowOut[0] = topScore
-                                for o in 1..<outputs {
-                                    let score = bs[o] + Self.dot(row, cs + o * width, width)
-                                    rowOut[o] = score
-                                    if score > topScore {
-                                        top = Int32(o)
-                                        topScore = score
-                                    }
+                                for o in stride(from: 0, to: outputs, by: 2) {
+                                    let next = min(o + 1, outputs - 1)
+                                    let (d0, d1) = Self.dotPair(row, cs + o * width, cs + next * width, width)
+                                    rowOut[o] = bs[o] + d0
+                                    if next != o { rowOut[next] = bs[next] + d1 }
                                 }
+                                var top: Int32 = 0
+                                for o in 1..<outputs where rowOut[o] > rowOut[Int(top)] { top = Int32(o) }
                                 bestOut[r] = top
                             }
                         }

@@ -336,53 +336,22 @@ struct TreeEnsemble: Kernel {
             guard let looping = loopBuffer.baseAddress else { return }
             roots.withUnsafeBufferPointer { rootBuffer in
                 depths.withUnsafeBufferPointer { depthBuffer in
-                var start = 0
-                while start + 8 <= rows {
-                    let p0 = data + (start + 0) * width
-                    let p1 = data + (start + 1) * width
-                    let p2 = data + (start + 2) * width
-                    let p3 = data + (start + 3) * width
-                    let p4 = data + (start + 4) * width
-                    let p5 = data + (start + 5) * width
-                    let p6 = data + (start + 6) * width
-                    let p7 = data + (start + 7) * width
-                    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0, a4: Float = 0, a5: Float = 0, a6: Float = 0, a7: Float = 0
-                    for t in 0..<rootBuffer.count {
-                        let root = Int(rootBuffer[t])
-                        var i0 = root, i1 = root, i2 = root, i3 = root, i4 = root, i5 = root, i6 = root, i7 = root
-                        for _ in 0..<Int(depthBuffer[t]) {
-                            Self.step(C.self, looping, &i0, p0)
-                            Self.step(C.self, looping, &i1, p1)
-                            Self.step(C.self, looping, &i2, p2)
-                            Self.step(C.self, looping, &i3, p3)
-                            Self.step(C.self, looping, &i4, p4)
-                            Self.step(C.self, looping, &i5, p5)
-                            Self.step(C.self, looping, &i6, p6)
-                            Self.step(C.self, looping, &i7, p7)
+                    var start = 0
+                    while start + 8 <= rows {
+                        let block = EightRows(data + start * width, stride: width)
+                        var sums = SIMD8<Float>()
+                        for t in 0..<rootBuffer.count {
+                            var walks = EightWalks(all: Int(rootBuffer[t]))
+                            for _ in 0..<Int(depthBuffer[t]) { walks.step(C.self, looping, block) }
+                            sums += walks.leafWeights(looping)
                         }
-                        a0 += looping[i0].threshold
-                        a1 += looping[i1].threshold
-                        a2 += looping[i2].threshold
-                        a3 += looping[i3].threshold
-                        a4 += looping[i4].threshold
-                        a5 += looping[i5].threshold
-                        a6 += looping[i6].threshold
-                        a7 += looping[i7].threshold
+                        for k in 0..<8 { acc[start + k] += sums[k] }
+                        start += 8
                     }
-                    acc[start + 0] += a0
-                    acc[start + 1] += a1
-                    acc[start + 2] += a2
-                    acc[start + 3] += a3
-                    acc[start + 4] += a4
-                    acc[start + 5] += a5
-                    acc[start + 6] += a6
-                    acc[start + 7] += a7
-                    start += 8
-                }
-                while start < rows {
-                    acc[start] += Self.sumOverTrees(C.self, looping, rootBuffer, depthBuffer, data + start * width)
-                    start += 1
-                }
+                    while start < rows {
+                        acc[start] += Self.sumOverTrees(C.self, looping, rootBuffer, depthBuffer, data + start * width)
+                        start += 1
+                    }
                 }
             }
         }
@@ -397,33 +366,11 @@ struct TreeEnsemble: Kernel {
                 var start = 0
                 // Eight independent walks in registers: their loads overlap, nothing to mispredict.
                 while start + 8 <= rows {
-                    let p0 = data + (start + 0) * width
-                    let p1 = data + (start + 1) * width
-                    let p2 = data + (start + 2) * width
-                    let p3 = data + (start + 3) * width
-                    let p4 = data + (start + 4) * width
-                    let p5 = data + (start + 5) * width
-                    let p6 = data + (start + 6) * width
-                    let p7 = data + (start + 7) * width
-                    var i0 = r, i1 = r, i2 = r, i3 = r, i4 = r, i5 = r, i6 = r, i7 = r
-                    for _ in 0..<depth {
-                        Self.step(C.self, looping, &i0, p0)
-                        Self.step(C.self, looping, &i1, p1)
-                        Self.step(C.self, looping, &i2, p2)
-                        Self.step(C.self, looping, &i3, p3)
-                        Self.step(C.self, looping, &i4, p4)
-                        Self.step(C.self, looping, &i5, p5)
-                        Self.step(C.self, looping, &i6, p6)
-                        Self.step(C.self, looping, &i7, p7)
-                    }
-                    acc[start + 0] += looping[i0].threshold
-                    acc[start + 1] += looping[i1].threshold
-                    acc[start + 2] += looping[i2].threshold
-                    acc[start + 3] += looping[i3].threshold
-                    acc[start + 4] += looping[i4].threshold
-                    acc[start + 5] += looping[i5].threshold
-                    acc[start + 6] += looping[i6].threshold
-                    acc[start + 7] += looping[i7].threshold
+                    let block = EightRows(data + start * width, stride: width)
+                    var walks = EightWalks(all: r)
+                    for _ in 0..<depth { walks.step(C.self, looping, block) }
+                    let weights = walks.leafWeights(looping)
+                    for k in 0..<8 { acc[start + k] += weights[k] }
                     start += 8
                 }
             }
@@ -445,29 +392,14 @@ struct TreeEnsemble: Kernel {
         var sum: Float = 0
         var t = 0
         while t + 8 <= roots.count {
-            var i0 = Int(roots[t]), i1 = Int(roots[t + 1]), i2 = Int(roots[t + 2]), i3 = Int(roots[t + 3])
-            var i4 = Int(roots[t + 4]), i5 = Int(roots[t + 5]), i6 = Int(roots[t + 6]), i7 = Int(roots[t + 7])
+            var walks = EightWalks(roots[t], roots[t + 1], roots[t + 2], roots[t + 3], roots[t + 4], roots[t + 5], roots[t + 6], roots[t + 7])
             // A walk that reached its leaf stays there, so the deepest of the eight sets the steps.
             var depth: Int32 = 0
             for d in t..<(t + 8) { depth = Swift.max(depth, depths[d]) }
-            for _ in 0..<Int(depth) {
-                step(C.self, looping, &i0, p)
-                step(C.self, looping, &i1, p)
-                step(C.self, looping, &i2, p)
-                step(C.self, looping, &i3, p)
-                step(C.self, looping, &i4, p)
-                step(C.self, looping, &i5, p)
-                step(C.self, looping, &i6, p)
-                step(C.self, looping, &i7, p)
-            }
-            sum += looping[i0].threshold
-            sum += looping[i1].threshold
-            sum += looping[i2].threshold
-            sum += looping[i3].threshold
-            sum += looping[i4].threshold
-            sum += looping[i5].threshold
-            sum += looping[i6].threshold
-            sum += looping[i7].threshold
+            let row = EightRows(p, stride: 0)
+            for _ in 0..<Int(depth) { walks.step(C.self, looping, row) }
+            let weights = walks.leafWeights(looping)
+            for k in 0..<8 { sum += weights[k] }
             t += 8
         }
         while t < roots.count {
@@ -477,6 +409,52 @@ struct TreeEnsemble: Kernel {
             t += 1
         }
         return sum
+    }
+
+    /// Eight rows of a batch, `stride` floats apart (0: the same row eight times).
+    struct EightRows {
+        let p0, p1, p2, p3, p4, p5, p6, p7: UnsafePointer<Float>
+
+        @inline(__always)
+        init(_ first: UnsafePointer<Float>, stride: Int) {
+            p0 = first; p1 = first + stride; p2 = first + 2 * stride; p3 = first + 3 * stride
+            p4 = first + 4 * stride; p5 = first + 5 * stride; p6 = first + 6 * stride; p7 = first + 7 * stride
+        }
+    }
+
+    /// Eight independent walks moved one step at a time in lockstep: their loads overlap and
+    /// there is nothing to mispredict. Lives in registers.
+    struct EightWalks {
+        var i0, i1, i2, i3, i4, i5, i6, i7: Int
+
+        @inline(__always)
+        init(all root: Int) {
+            (i0, i1, i2, i3, i4, i5, i6, i7) = (root, root, root, root, root, root, root, root)
+        }
+
+        @inline(__always)
+        init(_ r0: Int32, _ r1: Int32, _ r2: Int32, _ r3: Int32, _ r4: Int32, _ r5: Int32, _ r6: Int32, _ r7: Int32) {
+            (i0, i1, i2, i3, i4, i5, i6, i7) = (Int(r0), Int(r1), Int(r2), Int(r3), Int(r4), Int(r5), Int(r6), Int(r7))
+        }
+
+        @inline(__always)
+        mutating func step<C: Comparison>(_ c: C.Type, _ looping: UnsafePointer<PackedNode>, _ rows: EightRows) {
+            TreeEnsemble.step(C.self, looping, &i0, rows.p0)
+            TreeEnsemble.step(C.self, looping, &i1, rows.p1)
+            TreeEnsemble.step(C.self, looping, &i2, rows.p2)
+            TreeEnsemble.step(C.self, looping, &i3, rows.p3)
+            TreeEnsemble.step(C.self, looping, &i4, rows.p4)
+            TreeEnsemble.step(C.self, looping, &i5, rows.p5)
+            TreeEnsemble.step(C.self, looping, &i6, rows.p6)
+            TreeEnsemble.step(C.self, looping, &i7, rows.p7)
+        }
+
+        /// The weight each walk's leaf holds (self-looping layout, single-weight leaves).
+        @inline(__always)
+        func leafWeights(_ looping: UnsafePointer<PackedNode>) -> SIMD8<Float> {
+            SIMD8(looping[i0].threshold, looping[i1].threshold, looping[i2].threshold, looping[i3].threshold,
+                  looping[i4].threshold, looping[i5].threshold, looping[i6].threshold, looping[i7].threshold)
+        }
     }
 
     /// One branch-free step of a walk in the self-looping layout. NaN fails every comparison,

@@ -41,35 +41,25 @@ enum VectorMath {
     }
 
     /// `logistic` of every value in place.
-    static func logistic(_ values: UnsafeMutableBufferPointer<Float>) {
-        guard let base = values.baseAddress else { return }
-        let raw = UnsafeMutableRawPointer(base)
-        var i = 0
-        while i + 8 <= values.count {
-            raw.storeBytes(of: logistic(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)), toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        if i < values.count {
-            var tail = SIMD8<Float>()
-            for j in i..<values.count { tail[j - i] = base[j] }
-            tail = logistic(tail)
-            for j in i..<values.count { base[j] = tail[j - i] }
-        }
-    }
+    static func logistic(_ values: UnsafeMutableBufferPointer<Float>) { forEachVector(values, logistic) }
 
     /// e^x of every value in place, for values <= 0 (see `expNonPositive`).
-    static func expNonPositive(_ values: UnsafeMutableBufferPointer<Float>) {
+    static func expNonPositive(_ values: UnsafeMutableBufferPointer<Float>) { forEachVector(values, expNonPositive) }
+
+    /// Applies `f` to the values eight at a time; the tail goes through `f` in one zero-padded vector.
+    @inline(__always)
+    static func forEachVector(_ values: UnsafeMutableBufferPointer<Float>, _ f: (SIMD8<Float>) -> SIMD8<Float>) {
         guard let base = values.baseAddress else { return }
         let raw = UnsafeMutableRawPointer(base)
         var i = 0
         while i + 8 <= values.count {
-            raw.storeBytes(of: expNonPositive(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)), toByteOffset: i * 4, as: SIMD8<Float>.self)
+            raw.storeBytes(of: f(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)), toByteOffset: i * 4, as: SIMD8<Float>.self)
             i += 8
         }
         if i < values.count {
             var tail = SIMD8<Float>()
             for j in i..<values.count { tail[j - i] = base[j] }
-            tail = expNonPositive(tail)
+            tail = f(tail)
             for j in i..<values.count { base[j] = tail[j - i] }
         }
     }
