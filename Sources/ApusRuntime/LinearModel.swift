@@ -120,23 +120,20 @@ struct LinearModel: Kernel {
         if outputs == 1 && classes == 2 {
             // One score column for two classes (onnxruntime): label by sign, probabilities
             // [1-p, p] after LOGISTIC, [-s, s] otherwise.
+            // The positive class's probability for every row, the logistic in one vector pass.
+            var positive = scores
+            switch post {
+            case .logistic: positive.withUnsafeMutableBufferPointer { VectorMath.logistic($0) }
+            case .probit: for r in 0..<rows { positive[r] = PostTransform.probit(scores[r]) }
+            default: break
+            }
+            let complement = post == .logistic || post == .probit
             var probabilities = [Float](repeating: 0, count: rows * 2)
             for r in 0..<rows {
                 let s = scores[r]
                 resultLabels[r] = s > 0 ? labels[1] : labels[0]
-                switch post {
-                case .logistic:
-                    let p = PostTransform.logistic(s)
-                    probabilities[r * 2] = 1 - p
-                    probabilities[r * 2 + 1] = p
-                case .probit:
-                    let p = PostTransform.probit(s)
-                    probabilities[r * 2] = 1 - p
-                    probabilities[r * 2 + 1] = p
-                default:
-                    probabilities[r * 2] = -s
-                    probabilities[r * 2 + 1] = s
-                }
+                probabilities[r * 2] = complement ? 1 - positive[r] : -s
+                probabilities[r * 2 + 1] = positive[r]
             }
             return [Tensor(unchecked: [rows], .int64(resultLabels)), Tensor(unchecked: [rows, 2], .float32(probabilities))]
         }

@@ -88,7 +88,7 @@ public final class HTTP2ClientConnection: Sendable {
         handler.holdWrites += 1
         defer {
             handler.holdWrites -= 1
-            if handler.holdWrites == 0 { handler.flushHeld() }
+            if handler.holdWrites == 0 { handler.flush() }
         }
         return try body()
     }
@@ -263,8 +263,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         if holdWrites == 0 { flush() }
     }
 
-    func flushHeld() { flush() }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
         let buffer = unwrapInboundIn(data)
@@ -299,7 +297,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         flush()
     }
 
-    private func flush(now: Bool = true) {
+    /// Writes what nghttp2 has queued; `now: false` leaves the flush to `channelReadComplete`.
+    func flush(now: Bool = true) {
         guard let session, let context else { return }
         let buffer: ByteBuffer?
         switch NGHTTP2Output.collect(session, allocator: context.channel.allocator) {

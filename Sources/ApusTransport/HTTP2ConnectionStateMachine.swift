@@ -118,7 +118,6 @@ struct HTTP2ConnectionStateMachine {
         name.withUTF8 { n in value.withUTF8 { v in headerReceived(id, name: n, value: v) } }
     }
 
-
     /// The header block ended. With `endStream` the request is complete.
     mutating func headersComplete(_ id: Int32, endStream: Bool, now: Int64) -> Action? {
         guard let i = index(of: id), streams[i].phase == .headers else { return nil }

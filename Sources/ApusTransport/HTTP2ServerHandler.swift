@@ -229,10 +229,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             let flood = junkTripped || rv == Int(NGHTTP2_ERR_FLOODED.rawValue) || rv == Int(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue)
             if !junkTripped {
                 logger.debug("closing HTTP/2 connection after a protocol error", metadata: ["error": "\(Self.errorString(rv))", "peer": "\(remoteAddress)"])
-                if !protocolErrorCounted {
-                    protocolErrorCounted = true
-                    stats.protocolErrors.add(1)
-                }
+                countProtocolError()
             }
             // nghttp2 may have queued a GOAWAY explaining why (and we may have one of our own):
             // send it. Some fatal errors (a CONTINUATION flood) queue none: announce the close
@@ -330,11 +327,15 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     fileprivate func onGoAwaySent(errorCode: UInt32) {
         guard errorCode != NGHTTP2_NO_ERROR.rawValue else { return }
         // An error GOAWAY we did not ask for: nghttp2 found the peer breaking the protocol.
-        if !ownGoAwaySubmitted, !protocolErrorCounted {
-            protocolErrorCounted = true
-            stats.protocolErrors.add(1)
-        }
+        if !ownGoAwaySubmitted { countProtocolError() }
         goAwaySent = true
+    }
+
+    /// Counts this connection in `stats.protocolErrors`, once however many ways it fails.
+    private func countProtocolError() {
+        guard !protocolErrorCounted else { return }
+        protocolErrorCounted = true
+        stats.protocolErrors.add(1)
     }
 
     /// A GOAWAY written below nghttp2, for fatal errors after which nghttp2 sends nothing.
