@@ -163,6 +163,11 @@ let package = Package(
         .testTarget(name: "ApusLoadTestTests", dependencies: ["ApusLoadTest", "ApusCore"]),
         .testTarget(name: "ApusCoreTests", dependencies: ["ApusCore"]),
         .testTarget(
+            name: "ApusServerTests",
+            dependencies: ["ApusServer", "ApusCore", "ApusInference", "ApusSplit", .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "ApusRuntimeTests",
             dependencies: ["ApusRuntime", "ApusONNX"],
             resources: [.copy("Fixtures")]

@@ -13,6 +13,13 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     public init() { self.fields = [] }
 
+    /// Empty, with room for `capacity` fields (a response that gains a few headers on its way
+    /// out allocates once).
+    public init(capacity: Int) {
+        self.fields = []
+        self.fields.reserveCapacity(capacity)
+    }
+
     public init(_ pairs: [(String, String)]) {
         self.fields = []
         self.fields.reserveCapacity(pairs.count)

@@ -12,7 +12,21 @@ public final class RequestContext: @unchecked Sendable {
     /// two allocations and an init each), and the section it guards is a pointer swap, contended
     /// only when a cancel races an `onCancel`.
     private let busy = Atomic<Bool>(false)
-    private var handler: (@Sendable () -> Void)?
+    private var handler: Handler?
+
+    /// A closure, or an object and a token: the batch queue registers itself and the request's
+    /// id, so registering allocates nothing per request.
+    private enum Handler {
+        case closure(@Sendable () -> Void)
+        case target(any CancellationTarget, UInt64)
+
+        func run() {
+            switch self {
+            case .closure(let action): action()
+            case .target(let target, let token): target.requestCancelled(token: token)
+            }
+        }
+    }
 
     public init(remoteAddress: String) { self.remoteAddress = remoteAddress }
 
@@ -21,19 +35,29 @@ public final class RequestContext: @unchecked Sendable {
     /// Runs `action` when the request is cancelled (at once if it already was). One handler:
     /// a later call replaces an earlier one.
     public func onCancel(_ action: @escaping @Sendable () -> Void) {
-        swapHandler(action)
-        if isCancelled, let action = swapHandler(nil) { action() }
+        register(.closure(action))
+    }
+
+    /// Calls `target.requestCancelled(token:)` when the request is cancelled (at once if it
+    /// already was). Replaces an earlier handler, like `onCancel(_:)`.
+    public func onCancel(_ target: any CancellationTarget, token: UInt64) {
+        register(.target(target, token))
+    }
+
+    private func register(_ new: Handler) {
+        swapHandler(new)
+        if isCancelled, let handler = swapHandler(nil) { handler.run() }
     }
 
     /// Called by the transport only.
     public func cancel() {
         guard !cancelled.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if let action = swapHandler(nil) { action() }
+        if let handler = swapHandler(nil) { handler.run() }
     }
 
     /// Stores `new` as the handler and returns the previous one.
     @discardableResult
-    private func swapHandler(_ new: (@Sendable () -> Void)?) -> (@Sendable () -> Void)? {
+    private func swapHandler(_ new: Handler?) -> Handler? {
         while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {}
         let old = handler
         handler = new

@@ -50,6 +50,13 @@ public enum WakeupCoalescer {
         return try body()
     }
 
+    /// Whether an action for `key` is already recorded in the current scope (lets a caller skip
+    /// building a closure that `defer` would drop).
+    public static func hasDeferred(key: AnyObject) -> Bool {
+        guard let scope = current else { return false }
+        return scope.keys.contains(ObjectIdentifier(key))
+    }
+
     /// Records `action` to run at the end of the current scope, once per `key` (later calls with
     /// the same key are dropped: the first action must handle everything queued meanwhile).
     /// Returns false (and records nothing) when no scope is open.

@@ -13,11 +13,13 @@ import Synchronization
 /// well under a microsecond; a hand-off is a wake-up and, on a pinned core, a context switch), and
 /// the budget bounds how long a loop can be kept from its sockets. Until a version has run once,
 /// its cost is unknown and it goes to the pool.
-final class DynamicBatcher: Sendable {
+final class DynamicBatcher: CancellationTarget, Sendable {
     struct Work {
         var feeds: [Tensor]
         var rows: Int
-        var isCancelled: @Sendable () -> Bool
+        /// Asked just before the batch runs; nil: ask `cancellation` (no closure per request).
+        var isCancelled: (@Sendable () -> Bool)?
+        var cancellation: RequestContext?
         var completion: @Sendable (Result<[Tensor], ApusError>) -> Void
         var enqueuedAt: UInt64
     }
@@ -36,6 +38,9 @@ final class DynamicBatcher: Sendable {
     private let model: String
     private let version: Int
     private let inlineBudgetNanos: UInt64
+    /// Requests submitted and not yet answered (queued or running): a retired version is freed
+    /// only once this is 0.
+    private let inflight = Atomic<Int>(0)
     /// Moving average of compute nanoseconds per row (0: not measured yet).
     private let nanosPerRow = Atomic<UInt64>(0)
 
@@ -49,32 +54,39 @@ final class DynamicBatcher: Sendable {
         self.observer = observer
     }
 
+    var inflightRequests: Int { inflight.load(ordering: .acquiring) }
+
     /// Rows waiting (not yet running), for the queue-depth gauge.
     var queuedRows: Int { state.withLock { $0.machine.queuedRows } }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
+    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                 completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
         // Inside a burst (an event loop dispatching one socket read), hold the request and decide
         // once at the burst's end, so the burst runs as one batch with one hand-off.
         let hold = WakeupCoalescer.isBatching
+        inflight.add(1, ordering: .relaxed)
         let (id, actions) = state.withLock { state -> (UInt64, [BatcherStateMachine<UInt64>.Action]) in
             let id = state.nextID
             state.nextID += 1
             let now = Self.now()
-            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, completion: completion, enqueuedAt: now)
+            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, cancellation: cancellation, completion: completion, enqueuedAt: now)
             return (id, state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold))
         }
         perform(actions)
         // A reset stream or closed connection takes its request out of the queue at once.
-        cancellation?.onCancel { [weak self] in self?.cancel(id: id) }
-        if hold {
+        cancellation?.onCancel(self, token: id)
+        // Only the burst's first request registers the release (checked first: the closure
+        // would otherwise be allocated for every request and dropped).
+        if hold, !WakeupCoalescer.hasDeferred(key: self) {
             _ = WakeupCoalescer.defer(key: self) { [self] in
                 perform(state.withLock { $0.machine.release(now: Self.now()) }, onReleasingLoop: true)
             }
         }
     }
+
+    func requestCancelled(token: UInt64) { cancel(id: token) }
 
     /// Removes a queued request (no effect once it runs) and answers it.
     func cancel(id: UInt64) {
@@ -84,7 +96,7 @@ final class DynamicBatcher: Sendable {
         }
         guard let work else { return }
         observer?.requestDropped(model: model, version: version, reason: .cancelled)
-        work.completion(.failure(ApusError(.requestTimeout, "the client cancelled the request")))
+        answer(work, .failure(ApusError(.requestTimeout, "the client cancelled the request")))
     }
 
     /// Whether a batch of `rows` is cheap enough to run on the releasing event loop.
@@ -107,11 +119,11 @@ final class DynamicBatcher: Sendable {
             case .reject(let id):
                 let work = state.withLock { $0.work.removeValue(forKey: id) }
                 observer?.requestDropped(model: model, version: version, reason: .queueFull)
-                work?.completion(.failure(ApusError(.tooManyRequests, "the model's queue is full; retry later", retryAfterSeconds: 1)))
+                if let work { answer(work, .failure(ApusError(.tooManyRequests, "the model's queue is full; retry later", retryAfterSeconds: 1))) }
             case .expire(let id):
                 let work = state.withLock { $0.work.removeValue(forKey: id) }
                 observer?.requestDropped(model: model, version: version, reason: .deadline)
-                work?.completion(.failure(ApusError(.deadlineExceeded, "the request's deadline passed before it could run")))
+                if let work { answer(work, .failure(ApusError(.deadlineExceeded, "the request's deadline passed before it could run"))) }
             case .scheduleTimer(let at):
                 let arm = state.withLock { state -> Bool in
                     if let armed = state.timerArmedAt, armed <= at { return false }
@@ -140,9 +152,9 @@ final class DynamicBatcher: Sendable {
         // Cancelled requests (stream reset, client gone) leave here without running.
         var live: [Work] = []
         for item in items {
-            if item.isCancelled() {
+            if item.isCancelled?() ?? item.cancellation?.isCancelled ?? false {
                 observer?.requestDropped(model: model, version: version, reason: .cancelled)
-                item.completion(.failure(ApusError(.requestTimeout, "the client cancelled the request")))
+                answer(item, .failure(ApusError(.requestTimeout, "the client cancelled the request")))
             } else {
                 live.append(item)
             }
@@ -178,15 +190,21 @@ final class DynamicBatcher: Sendable {
                 let range = start..<(start + item.rows)
                 start += item.rows
                 if items.count == 1 {
-                    item.completion(.success(outputs))
+                    answer(item, .success(outputs))
                 } else {
-                    item.completion(.success(outputs.map { $0.shape.first == totalRows ? $0.rows(range) : $0 }))
+                    answer(item, .success(outputs.map { $0.shape.first == totalRows ? $0.rows(range) : $0 }))
                 }
             }
         } catch {
             let message = (error as? RuntimeError)?.message ?? "\(error)"
             // Inputs were validated per request, so a failure here is the model's.
-            for item in items { item.completion(.failure(ApusError(.internalError, "model execution failed: \(message)"))) }
+            for item in items { answer(item, .failure(ApusError(.internalError, "model execution failed: \(message)"))) }
         }
+    }
+
+    /// Every request leaves through here, once: no longer in flight, then answered.
+    private func answer(_ work: Work, _ result: Result<[Tensor], ApusError>) {
+        inflight.subtract(1, ordering: .releasing)
+        work.completion(result)
     }
 }

@@ -2,7 +2,8 @@ import ApusRuntime
 
 /// Receives what the serving path measures: implemented by the metrics module, which must be
 /// cheap and non-blocking here (called on worker threads, once per batch / request).
-public protocol InferenceObserver: Sendable {
+/// Class-bound, like `RequestObserver`: held as an existential on the request path.
+public protocol InferenceObserver: AnyObject, Sendable {
     /// A batch ran: `queueWaitNanos` per request (enqueue to start), `computeNanos` for the batch.
     func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64)
     /// A request was dropped before running: deadline expired, queue full, or cancelled.
@@ -23,7 +24,8 @@ public enum DropReason: String, Sendable {
     case deadline, queueFull = "queue_full", cancelled
 }
 
-/// Finished requests, reported by the routes (status known only there).
-public protocol RequestObserver: Sendable {
+/// Finished requests, reported by the routes (status known only there). Class-bound: the routes
+/// copy it into every request's completion, and a class existential copies as one reference.
+public protocol RequestObserver: AnyObject, Sendable {
     func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64)
 }

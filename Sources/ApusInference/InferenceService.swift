@@ -46,8 +46,10 @@ public final class InferenceService: Sendable {
     }
 
     /// Runs `request` on `served` (already resolved, so the caller can report who serves).
+    /// A request whose `cancellation` context is cancelled (or whose `isCancelled` says so) before
+    /// its batch runs is answered 408 without running, and leaves the queue at once on cancel.
     public func infer(_ request: InferRequest, on served: ServedVersion, variant: String? = nil,
-                      isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
+                      isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                       completion: @escaping @Sendable (Result<InferResponse, ApusError>) -> Void) {
         let outputSpecs = served.compiled.outputs
         for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {

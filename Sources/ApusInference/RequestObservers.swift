@@ -1,6 +1,6 @@
 /// Several request observers as one (metrics and the canary controller both watch requests).
 /// Immutable; thread-safe if its members are.
-public struct RequestObservers: RequestObserver {
+public final class RequestObservers: RequestObserver {
     public let members: [any RequestObserver]
 
     public init(_ members: [any RequestObserver]) { self.members = members }

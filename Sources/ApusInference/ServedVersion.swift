@@ -2,7 +2,6 @@ import ApusCore
 import ApusRuntime
 import Dispatch
 import Foundation
-import Synchronization
 
 /// One loaded, validated and warmed model version, with its batcher. Immutable after init except
 /// the in-flight counter; shared by all threads.
@@ -17,7 +16,6 @@ public final class ServedVersion: Sendable {
     /// Contents identity at load (`BundleLoader.fingerprint`).
     public let fingerprint: String
     let batcher: DynamicBatcher
-    private let inflight = Atomic<Int>(0)
 
     init(model: String, version: Int, loaded: BundleLoader.Loaded, directory: String, fingerprint: String, batching: BundleManifest.Batching?, workers: Int, inlineBudgetNanos: UInt64 = 0,
          observer: (any InferenceObserver)?) {
@@ -51,14 +49,14 @@ public final class ServedVersion: Sendable {
     }
 
     /// Requests accepted and not yet answered (a draining version is unloaded at zero).
-    public var inflightRequests: Int { inflight.load(ordering: .acquiring) }
+    public var inflightRequests: Int { batcher.inflightRequests }
 
     /// Rows waiting in this version's batch queue.
     public var queuedRows: Int { batcher.queuedRows }
 
     /// Validates the request against the model's inputs and queues it. `completion` runs once, on
     /// a worker thread.
-    func submit(_ request: InferRequest, isCancelled: @escaping @Sendable () -> Bool, cancellation: RequestContext? = nil,
+    func submit(_ request: InferRequest, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                 completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
         let feeds: [Tensor]
         do {
@@ -70,28 +68,26 @@ public final class ServedVersion: Sendable {
             completion(.failure(ApusError(.badRequest, "\(error)")))
             return
         }
-        inflight.add(1, ordering: .relaxed)
-        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled, cancellation: cancellation) { [self] result in
-            inflight.subtract(1, ordering: .releasing)
-            completion(result)
-        }
+        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled, cancellation: cancellation, completion: completion)
     }
 
     /// The request's tensors in model input order, each checked: name, element type, rank, width.
     func orderedFeeds(_ request: InferRequest) throws -> [Tensor] {
         let expected = compiled.inputs
-        var byName: [String: Tensor] = [:]
-        for input in request.inputs {
-            guard byName[input.name] == nil else { throw ApusError(.badRequest, "input \(input.name) is given twice") }
-            byName[input.name] = input.tensor
-        }
-        for name in byName.keys where !expected.contains(where: { $0.name == name }) {
-            throw ApusError(.badRequest, "unknown input \(name); \(model) version \(version) takes \(expected.map(\.name).joined(separator: ", "))")
+        // Models take a handful of inputs: linear scans beat building a dictionary per request.
+        // Bounded by the model, not the request: after `expected.count` distinct known names the
+        // next input is a duplicate or unknown and throws.
+        let inputs = request.inputs
+        for (i, input) in inputs.enumerated() {
+            if inputs[..<i].contains(where: { $0.name == input.name }) { throw ApusError(.badRequest, "input \(input.name) is given twice") }
+            if !expected.contains(where: { $0.name == input.name }) {
+                throw ApusError(.badRequest, "unknown input \(input.name); \(model) version \(version) takes \(expected.map(\.name).joined(separator: ", "))")
+            }
         }
         let rows = request.rows
         guard rows > 0 else { throw ApusError(.badRequest, "input \(request.inputs.first?.name ?? "?") has no rows") }
         return try expected.map { spec in
-            guard let tensor = byName[spec.name] else { throw ApusError(.badRequest, "input \(spec.name) is missing") }
+            guard let tensor = inputs.first(where: { $0.name == spec.name })?.tensor else { throw ApusError(.badRequest, "input \(spec.name) is missing") }
             if tensor.elementType == .string { throw ApusError(.badRequest, "input \(spec.name): BYTES is not supported by this model") }
             guard tensor.count == 0 || tensor.shape.count >= 1 else { throw ApusError(.badRequest, "input \(spec.name): a scalar is not a batch") }
             if let shape = spec.shape {

@@ -11,8 +11,10 @@ public struct VariantChoice: Sendable, Equatable {
     }
 }
 
-/// Implemented by the A/B module; the routes only ask it.
-public protocol TrafficSplitting: Sendable {
+/// Implemented by the A/B module; the routes only ask it. Class-bound: the routes hold it as an
+/// existential read on every request, and a class existential copies as one reference instead
+/// of a boxed value.
+public protocol TrafficSplitting: AnyObject, Sendable {
     func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice?
     /// The version that gets a copy of the model's traffic (answers discarded), if any.
     func shadow(model: String, snapshot: RepositorySnapshot) -> VersionSelector?

@@ -47,8 +47,12 @@ public final class DriftMonitor: Sendable {
         guard feeds.count == 1, let feed = feeds.first, feed.shape.count == 2, case .float32(let values) = feed.data else { return }
         let rows = feed.shape[0], width = feed.shape[1]
         guard width > 0, width <= 4096 else { return }
+        let key = Self.key(model, version)
         reservoirs.withLock { all in
-            var r = all[Self.key(model, version)] ?? Reservoir(columns: Array(repeating: [], count: width))
+            // Taken out of the table, so the reservoir is uniquely referenced and changes in
+            // place; a copy read from the table would copy every column on the first write.
+            var r = all.removeValue(forKey: key) ?? Reservoir(columns: Array(repeating: [], count: width))
+            defer { all[key] = r }
             guard r.columns.count == width else { return }
             for row in 0..<rows {
                 r.seen += 1
@@ -65,7 +69,6 @@ public final class DriftMonitor: Sendable {
                     if slot < 0 { r.columns[f].append(v) } else { r.columns[f][slot] = v }
                 }
             }
-            all[Self.key(model, version)] = r
         }
     }
 

@@ -30,7 +30,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     /// Collectors by label values: creating one through the registry validates names and
     /// builds label strings, far too slow for every request.
     private struct Collectors {
-        var requests: [RequestKey: Counter] = [:]
+        /// A request's counter and its model's duration histogram, found with one lookup.
+        var requests: [RequestKey: (counter: Counter, duration: DurationHistogram)] = [:]
         var requestDuration: [String: DurationHistogram] = [:]
         var perVersion: [VersionKey: VersionCollectors] = [:]
     }
@@ -69,18 +70,16 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
         let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
         let (counter, histogram) = collectors.withLock { c -> (Counter, DurationHistogram) in
-            let counter = c.requests[key] ?? {
-                let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
-                let made = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
-                c.requests[key] = made
-                return made
-            }()
+            if let hit = c.requests[key] { return hit }
+            let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
+            let counter = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
             let histogram = c.requestDuration[model] ?? {
                 let made = registry.makeDurationHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival at the route to its answer."),
                                                           labels: [("model", model)], buckets: Self.latencyBuckets)
                 c.requestDuration[model] = made
                 return made
             }()
+            c.requests[key] = (counter, histogram)
             return (counter, histogram)
         }
         counter.increment()
@@ -117,7 +116,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         let key = VersionKey(model: model, version: version)
         let (perVersion, counters) = collectors.withLock { c -> (VersionCollectors?, [Counter]) in
             let requestKeys = c.requests.keys.filter { $0.model == model && $0.version == version }
-            let counters = requestKeys.compactMap { c.requests.removeValue(forKey: $0) }
+            let counters = requestKeys.compactMap { c.requests.removeValue(forKey: $0)?.counter }
             return (c.perVersion.removeValue(forKey: key), counters)
         }
         for counter in counters { registry.unregisterCounter(counter) }

@@ -118,15 +118,17 @@ extension Tensor {
     public static func concatenateRows(_ tensors: [Tensor]) throws -> Tensor {
         guard let first = tensors.first else { throw RuntimeError("nothing to concatenate") }
         if tensors.count == 1 { return first }
-        let trailing = Array(first.shape.dropFirst())
+        let trailing = first.shape.dropFirst()
         var rows = 0
         for t in tensors {
-            guard Array(t.shape.dropFirst()) == trailing, !t.shape.isEmpty else {
+            // Compared in place: a trailing-shape array per request was an allocation each.
+            guard !t.shape.isEmpty, t.shape.dropFirst().elementsEqual(trailing) else {
                 throw RuntimeError("cannot batch shapes \(first.shape) and \(t.shape)")
             }
             rows += t.shape[0]
         }
-        let shape = [rows] + trailing
+        var shape = first.shape
+        shape[0] = rows
         let sameType = tensors.allSatisfy { $0.elementType == first.elementType }
         switch first.data {
         case .int64 where sameType: return Tensor(unchecked: shape, .int64(try tensors.flatMap { try $0.int64s() }))

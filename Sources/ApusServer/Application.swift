@@ -14,6 +14,8 @@ import NIOCore
 /// readiness is true between the two. Thread-safe.
 public final class Application: Sendable {
     public let server: HTTPServer
+    /// Every route, as the transport calls it (also driven directly by `apus bench-route`).
+    public let responder: any Responder
     public let readiness = Readiness()
     public let repository: ModelRepository?
     public let service: InferenceService?
@@ -50,7 +52,9 @@ public final class Application: Sendable {
                 }
             }))
         }
-        self.server = HTTPServer(configuration: configuration, responder: Router(routes: routes, prefixes: prefixes), logger: logger, stats: stats)
+        let responder = Router(routes: routes, prefixes: prefixes)
+        self.responder = responder
+        self.server = HTTPServer(configuration: configuration, responder: responder, logger: logger, stats: stats)
     }
 
     /// Loads the repository, binds; returns the port. Ready from here on.

@@ -64,50 +64,50 @@ public struct InferenceRoutes: Sendable {
     // MARK: - /v2/models/...
 
     func models(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter) {
-        // Split on UTF-8 bytes: Character-based splitting (grapheme breaking) is needlessly slow here.
-        let parts = request.path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst(3).map { String(Substring($0)) }
-        guard let model = parts.first, !model.isEmpty else { return writer.complete(.error(ApusError(.notFound, "no route for \(request.path)"))) }
-        var rest = parts.dropFirst()
-        var selector: VersionSelector?
-        if rest.count >= 2, rest.first == "versions" || rest.first == "labels" {
-            let value = rest[rest.startIndex + 1]
-            if rest.first == "versions" {
-                guard let v = Int(value), v >= 0 else { return writer.complete(.error(ApusError(.badRequest, "version \(value) is not a number"))) }
-                selector = .version(v)
-            } else {
-                selector = .label(value)
-            }
-            rest = rest.dropFirst(2)
+        guard let route = ModelRoutePath(request.path), !route.hasExtra, route.action != .other else {
+            return writer.complete(.error(ApusError(.notFound, "no route for \(request.path)")))
         }
-        switch (request.method, Array(rest)) {
-        case ("POST", ["infer"]):
+        let model = route.model
+        let action = route.action
+        var selector: VersionSelector?
+        switch route.selector {
+        case .version(let value)?:
+            guard let v = Int(value), v >= 0 else { return writer.complete(.error(ApusError(.badRequest, "version \(value) is not a number"))) }
+            selector = .version(v)
+        case .label(let label)?:
+            selector = .label(label)
+        case nil:
+            break
+        }
+        switch (request.method, action) {
+        case ("POST", .infer):
             infer(request, context, writer, model: model, selector: selector)
-        case ("GET", []), ("HEAD", []):
+        case ("GET", .none), ("HEAD", .none):
             writer.complete(metadata(model: model, selector: selector, protobuf: MetadataCodec.wantsProtobuf(request.headers["accept"])))
-        case ("GET", ["ready"]), ("HEAD", ["ready"]):
+        case ("GET", .ready), ("HEAD", .ready):
             let ready = (try? service.resolve(model: model, selector: selector)) != nil
             if MetadataCodec.wantsProtobuf(request.headers["accept"]) {
                 writer.complete(MetadataCodec.ready(name: model, ready: ready))
             } else {
                 writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
             }
-        case ("POST", ["feedback"]) where selector == nil:
+        case ("POST", .feedback) where selector == nil:
             writer.complete(feedback(model: model, request: request))
-        case ("GET", ["canary"]) where selector == nil, ("PUT", ["canary"]) where selector == nil,
-             ("POST", ["canary"]) where selector == nil, ("DELETE", ["canary"]) where selector == nil:
+        case ("GET", .canary) where selector == nil, ("PUT", .canary) where selector == nil,
+             ("POST", .canary) where selector == nil, ("DELETE", .canary) where selector == nil:
             let method = request.method
             DispatchQueue.global(qos: .userInitiated).async { writer.complete(self.canaryRoute(model: model, method: method, request: request)) }
-        case ("GET", ["split"]) where selector == nil:
+        case ("GET", .split) where selector == nil:
             writer.complete(splitResponse(model: model))
-        case ("PUT", ["split"]) where selector == nil, ("POST", ["split"]) where selector == nil:
+        case ("PUT", .split) where selector == nil, ("POST", .split) where selector == nil:
             let body = request.body
             let limit = maxBodyBytes
             DispatchQueue.global(qos: .userInitiated).async {
                 writer.complete(self.replaceSplit(model: model, body: body, request: request, limit: limit))
             }
-        case (_, ["infer"]), (_, []), (_, ["ready"]):
+        case (_, .infer), (_, .none), (_, .ready):
             var response = Response.error(ApusError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path)"))
-            response.headers.appendLowercased(name: "allow", value: rest.last == "infer" ? "POST" : "GET, HEAD")
+            response.headers.appendLowercased(name: "allow", value: action == .infer ? "POST" : "GET, HEAD")
             writer.complete(response)
         default:
             writer.complete(.error(ApusError(.notFound, "no route for \(request.path)")))
@@ -115,12 +115,26 @@ public struct InferenceRoutes: Sendable {
     }
 
     func infer(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter, model: String, selector: VersionSelector?) {
-        let writer = observed(writer, model: model)
-        let requestID = request.headers["x-request-id"] ?? requestCounter.next()
-        var common = HTTPFields()
+        // One snapshot for the whole request: the model check, the split and the version agree,
+        // and the repository's lock is taken once.
+        let snapshot = service.repository.snapshot
+        let known = snapshot.models[model] != nil
+        let started = DispatchTime.now().uptimeNanoseconds
+        let observer = self.observer
+        let observedModel = known ? model : ""
+        // Reported here rather than through `observed(_:model:)`: the answer's version and
+        // variant are at hand, so nothing is parsed back out of the response headers.
+        let finish: @Sendable (Response, Int?, String?) -> Void = { response, version, variant in
+            observer?.requestFinished(model: observedModel, version: version, variant: variant, status: response.status,
+                                      durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
+            writer.complete(response)
+        }
+        let givenID = request.headers["x-request-id"]
+        let requestID = givenID ?? requestCounter.next()
+        var common = HTTPFields(capacity: 2)
         common.appendLowercased(name: "x-request-id", value: requestID)
         do {
-            guard service.repository.snapshot.models[model] != nil else {
+            guard known else {
                 throw ApusError(.notFound, "model \(model) is not in the repository")
             }
             let body = try Compression.decodeBody(request, limit: maxBodyBytes)
@@ -129,54 +143,59 @@ public struct InferenceRoutes: Sendable {
             var decoded = try format.decodeInferRequest(body, headers: request.headers, model: model, selector: selector)
             if decoded.id == nil {
                 decoded.id = requestID
-            } else if let id = decoded.id, request.headers["x-request-id"] == nil {
+            } else if let id = decoded.id, givenID == nil {
                 // The body's id names the request when no header does.
                 common.replaceOrAdd(name: "x-request-id", value: id)
             }
             decoded.deadline = try Self.deadline(request.headers)
             if let key = request.headers["apus-routing-key"] { decoded.routingKey = key }
-            let (served, variant, assignment) = try choose(decoded, model: model, selector: selector)
+            let (served, variant, assignment) = try choose(decoded, model: model, selector: selector, snapshot: snapshot)
             if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
-            let binaryOutputs = Set(decoded.requestedOutputs.filter(\.value).map(\.key)).union(
-                format == .json && request.headers["inference-header-content-length"] != nil && decoded.requestedOutputs.isEmpty
-                    ? Set(served.compiled.outputs.map(\.name)) : [])
+            // Outputs wanted as raw bytes (KServe's binary extension; JSON only).
+            let binaryOutputs: Set<String>
+            if format != .json {
+                binaryOutputs = []
+            } else if decoded.requestedOutputs.isEmpty, request.headers["inference-header-content-length"] != nil {
+                binaryOutputs = Set(served.compiled.outputs.map(\.name))
+            } else {
+                binaryOutputs = Set(decoded.requestedOutputs.filter(\.value).map(\.key))
+            }
             let acceptEncoding = request.headers["accept-encoding"]
             let common = common
-            if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: service.repository.snapshot),
-               let shadow = try? service.resolve(model: model, selector: shadowSelector), shadow !== served {
+            if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: snapshot),
+               let shadow = try? InferenceService.resolve(model: model, selector: shadowSelector, in: snapshot), shadow !== served {
                 // A copy for the shadow version; its answer is discarded, only counted.
-                service.infer(decoded, on: shadow, variant: "shadow", isCancelled: { false }) { result in
+                service.infer(decoded, on: shadow, variant: "shadow") { result in
                     if case .failure = result { splitter.shadowFinished(model: model, failed: true) } else { splitter.shadowFinished(model: model, failed: false) }
                 }
             }
             let outcomes = self.outcomes
             let routingKey = decoded.routingKey
-            service.infer(decoded, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
+            service.infer(decoded, on: served, variant: variant, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
                     if let outcomes, let id = answer.id, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
                         outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
                     }
-                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs)
+                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: 2 + common.count)
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
-                    for field in common { response.headers.add(name: field.name, value: field.value) }
-                    writer.complete(Compression.encodeResponse(response, acceptEncoding: acceptEncoding))
+                    for field in common { response.headers.appendLowercased(name: field.name, value: field.value) }
+                    finish(Compression.encodeResponse(response, acceptEncoding: acceptEncoding), answer.version, answer.variant)
                 case .failure(let error):
-                    writer.complete(Self.errorResponse(error, format: replyFormat, extra: common))
+                    finish(Self.errorResponse(error, format: replyFormat, extra: common), served.version, variant)
                 }
             }
         } catch {
             let apusError = error as? ApusError ?? ApusError(.internalError, "\(error)")
             let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: (try? WireFormat.forRequest(contentType: request.headers["content-type"])) ?? .json)
-            writer.complete(Self.errorResponse(apusError, format: replyFormat, extra: common))
+            finish(Self.errorResponse(apusError, format: replyFormat, extra: common), nil, nil)
         }
     }
 
     /// Resolves the version: an explicit version/label wins; otherwise the model's split (if any)
     /// picks a variant; otherwise the default version.
-    func choose(_ request: InferRequest, model: String, selector: VersionSelector?) throws -> (ServedVersion, String?, String?) {
-        let snapshot = service.repository.snapshot
+    func choose(_ request: InferRequest, model: String, selector: VersionSelector?, snapshot: RepositorySnapshot) throws -> (ServedVersion, String?, String?) {
         if selector == nil, let splitter, let choice = splitter.choose(model: model, routingKey: request.routingKey, snapshot: snapshot) {
             let served = try InferenceService.resolve(model: model, selector: choice.selector, in: snapshot)
             return (served, choice.variant, choice.byHash ? "hash" : "random")
@@ -193,8 +212,8 @@ public struct InferenceRoutes: Sendable {
 
     /// `apus-timeout-ms` (or KServe's `timeout` in seconds, Triton-style) -> absolute deadline.
     static func deadline(_ headers: HTTPFields) throws -> UInt64? {
-        let now = DispatchTime.now().uptimeNanoseconds
         if let text = headers["apus-timeout-ms"] {
+            let now = DispatchTime.now().uptimeNanoseconds
             guard let ms = Double(text), ms.isFinite, ms > 0, ms < 86_400_000 else {
                 throw ApusError(.badRequest, "apus-timeout-ms must be a positive number of milliseconds, got \(text)")
             }
@@ -387,7 +406,7 @@ public struct InferenceRoutes: Sendable {
             var routingKey = request.headers["apus-routing-key"]
             if case .string(let key)? = json["routing_key"] { routingKey = key }
             let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
-            let (served, variant, assignment) = try choose(probe, model: model, selector: nil)
+            let (served, variant, assignment) = try choose(probe, model: model, selector: nil, snapshot: service.repository.snapshot)
             if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
             guard served.compiled.inputs.count == 1, let input = served.compiled.inputs.first else {
                 throw ApusError(.badRequest, "model \(model) takes \(served.compiled.inputs.count) inputs; use /v2/models/\(model)/infer")
@@ -423,7 +442,7 @@ public struct InferenceRoutes: Sendable {
             let common = common
             let outcomes = self.outcomes
             let key = routingKey
-            service.infer(inferRequest, on: served, variant: variant, isCancelled: { context.isCancelled }, cancellation: context) { result in
+            service.infer(inferRequest, on: served, variant: variant, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
                     if let outcomes, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {

@@ -44,9 +44,13 @@ public final class OutcomeTracker: Sendable {
     }
 
     struct State {
-        var ring: [(id: String, prediction: Prediction)?]
+        var ring: [(id: String, key: Int, prediction: Prediction)?]
         var next = 0
-        var byID: [String: Int] = [:]
+        /// Ring slot by the id's in-process hash (`String.hashValue`, seeded per process, so ids
+        /// cannot be crafted to collide): integer keys keep the 100,000-entry table small and
+        /// spare a string comparison per probe. A lookup checks the slot's id, so a collision
+        /// can only forget the older of two ids, never join feedback to the wrong request.
+        var byID: [Int: Int] = [:]
         var byKey: [String: String] = [:]
         /// Routing keys in first-seen order, as a ring of `capacity` slots (the oldest is evicted
         /// in O(1); removing the first element of an array moved all 100,000 per request).
@@ -81,9 +85,12 @@ public final class OutcomeTracker: Sendable {
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
     public func log(requestID: String, routingKey: String?, prediction: Prediction) {
         state.withLock { s in
-            if let old = s.ring[s.next] { s.byID[old.id] = nil }
-            s.ring[s.next] = (requestID, prediction)
-            s.byID[requestID] = s.next
+            if let old = s.ring[s.next], let slot = s.byID.removeValue(forKey: old.key), slot != s.next {
+                s.byID[old.key] = slot   // the key now belongs to a newer, colliding id
+            }
+            let key = requestID.hashValue
+            s.ring[s.next] = (requestID, key, prediction)
+            s.byID[key] = s.next
             s.next = (s.next + 1) % capacity
             if let routingKey {
                 if s.byKey[routingKey] == nil {
@@ -103,7 +110,7 @@ public final class OutcomeTracker: Sendable {
             guard let id = requestID ?? routingKey.flatMap({ s.byKey[$0] }) else {
                 throw ApusError(.notFound, routingKey.map { "no logged prediction for routing key \($0) (it may have expired)" } ?? "give request_id or routing_key")
             }
-            guard let slot = s.byID[id], let entry = s.ring[slot], entry.id == id else {
+            guard let slot = s.byID[id.hashValue], let entry = s.ring[slot], entry.id == id else {
                 throw ApusError(.notFound, "no logged prediction for request id \(id) (it may have expired)")
             }
             guard entry.prediction.model == model else {
@@ -115,7 +122,7 @@ public final class OutcomeTracker: Sendable {
             totals.absoluteErrorSum += abs(entry.prediction.value - truth)
             s.totals[model, default: [:]][entry.prediction.variant] = totals
             // One feedback per prediction.
-            s.byID[id] = nil
+            s.byID[entry.key] = nil
             s.ring[slot] = nil
             return entry.prediction
         }

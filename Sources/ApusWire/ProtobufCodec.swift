@@ -90,18 +90,32 @@ public enum ProtobufCodec {
             throw ApusError(.badRequest, "\(name): shape \(tensor.shape) of \(typeName) needs \(count * width) bytes of raw_contents, got \(raw.count)")
         }
         let data: Tensor.Data = raw.withUnsafeBytes { bytes in
-            func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
-                (0..<count).map { T(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * width, as: T.self)) }
-            }
             switch tensor.datatype {
             case .bool: return .bool(bytes.map { $0 != 0 })
-            case .int32: return .int32(load(Int32.self))
-            case .int64: return .int64(load(Int64.self))
-            case .fp32: return .float32(load(UInt32.self).map { Float(bitPattern: $0) })
-            default: return .float64(load(UInt64.self).map { Double(bitPattern: $0) })
+            case .int32: return .int32(Self.littleEndian(bytes, count: count, as: Int32.self))
+            case .int64: return .int64(Self.littleEndian(bytes, count: count, as: Int64.self))
+            case .fp32: return .float32(Self.littleEndian(bytes, count: count, as: Float.self))
+            default: return .float64(Self.littleEndian(bytes, count: count, as: Double.self))
             }
         }
         return try Tensor(shape: shape, data: data)
+    }
+
+    /// `count` values stored little-endian in `bytes` (raw_contents' layout), copied into one
+    /// new array: per-element loads through an integer array and a second map cost two
+    /// allocations and a loop per request. `bytes` holds at least `count` values.
+    static func littleEndian<T: BitwiseCopyable>(_ bytes: UnsafeRawBufferPointer, count: Int, as _: T.Type) -> [T] {
+        let size = MemoryLayout<T>.size
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let destination = UnsafeMutableRawBufferPointer(buffer)
+            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<(count * size)]))
+            #if _endian(big)
+            for start in stride(from: 0, to: count * size, by: size) {
+                destination[start..<(start + size)].reverse()
+            }
+            #endif
+            initialized = count
+        }
     }
 
     static func name(_ type: Apus_V1_DataType) -> String {
@@ -128,7 +142,10 @@ public enum ProtobufCodec {
     /// Written field by field with `ProtobufWriter`, byte for byte what swift-protobuf writes
     /// for the same `Apus_V1_InferResponse` (ProtobufCodecTests compares them).
     public static func encodeResponse(_ answer: InferResponse) -> [UInt8] {
-        var writer = ProtobufWriter(capacity: 64 + answer.outputs.reduce(0) { $0 + 16 + $1.name.utf8.count + $1.tensor.count * 8 })
+        // Room for every field, so nothing is regrown or moved to a new buffer while writing.
+        var writer = ProtobufWriter(capacity: 64 + answer.model.utf8.count + (answer.id?.utf8.count ?? 0) + (answer.variant?.utf8.count ?? 0)
+                                    + answer.outputs.reduce(0) { $0 + 24 + $1.name.utf8.count + $1.tensor.shape.count * 10 + $1.tensor.count * 8 }
+                                    + (answer.classLabels?.count ?? 0) * 10)
         writer.string(1, answer.model)
         writer.string(2, String(answer.version))
         writer.string(3, answer.variant ?? "")
@@ -137,7 +154,7 @@ public enum ProtobufCodec {
             writer.message(5) { tensor in
                 tensor.string(1, output.name)
                 tensor.enumValue(2, datatype(of: output.tensor).rawValue)
-                tensor.packedInt64(3, output.tensor.shape.map { Int64($0) })
+                tensor.packedInt64(3, output.tensor.shape)
                 switch output.tensor.data {
                 case .float32(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }
                 case .float64(let v): v.withUnsafeBytes { tensor.lengthDelimited(4, $0) }

@@ -53,19 +53,28 @@ struct ProtobufWriter {
     }
 
     /// Packed repeated int64 (negative values take ten bytes, as in every protobuf encoder).
-    mutating func packedInt64(_ field: Int, _ values: [Int64]) {
+    /// Generic so a shape (`[Int]`) is written without first mapping it to a new `[Int64]`.
+    mutating func packedInt64<C: Collection>(_ field: Int, _ values: C) where C.Element: BinaryInteger {
         guard !values.isEmpty else { return }
         key(field, 2)
-        varint(UInt64(values.reduce(0) { $0 + Self.varintSize(UInt64(bitPattern: $1)) }))
-        for v in values { varint(UInt64(bitPattern: v)) }
+        varint(UInt64(values.reduce(0) { $0 + Self.varintSize(UInt64(bitPattern: Int64($1))) }))
+        for v in values { varint(UInt64(bitPattern: Int64(v))) }
     }
 
-    /// A nested message: `body` writes it into a writer of its own; its length goes first.
+    /// A nested message: `body` writes it in place, then its length is put in front of it
+    /// (moving the body up by the length's few bytes, within the reserved capacity), so no
+    /// second buffer is made per nested message.
     mutating func message(_ field: Int, _ body: (inout ProtobufWriter) -> Void) {
-        var nested = ProtobufWriter(capacity: 64)
-        body(&nested)
         key(field, 2)
-        varint(UInt64(nested.bytes.count))
-        bytes.append(contentsOf: nested.bytes)
+        let start = bytes.count
+        body(&self)
+        let length = UInt64(bytes.count - start)
+        let size = Self.varintSize(length)
+        bytes.insert(contentsOf: repeatElement(0, count: size), at: start)
+        var v = length
+        for i in start..<(start + size) {
+            bytes[i] = UInt8(truncatingIfNeeded: v) | (i < start + size - 1 ? 0x80 : 0)
+            v >>= 7
+        }
     }
 }

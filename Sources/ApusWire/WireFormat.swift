@@ -64,18 +64,22 @@ public enum WireFormat: Sendable, Equatable {
         }
     }
 
-    public func encodeInferResponse(_ answer: InferResponse, binaryOutputs: Set<String>) -> Response {
+    /// The answer as a 200 response; `headerRoom` more headers fit without regrowing the list.
+    public func encodeInferResponse(_ answer: InferResponse, binaryOutputs: Set<String>, headerRoom: Int = 0) -> Response {
+        var headers = HTTPFields(capacity: 2 + headerRoom)
         switch self {
         case .json:
             let (body, headerLength) = KServeJSONCodec.encodeResponse(answer, binaryOutputs: binaryOutputs)
-            var response = Response(status: 200, headers: HTTPFields([("content-type", KServeJSONCodec.contentType)]), body: body)
+            headers.appendLowercased(name: "content-type", value: KServeJSONCodec.contentType)
+            var response = Response(status: 200, headers: headers, body: body)
             if let headerLength {
                 response.headers.replaceOrAdd(name: "content-type", value: "application/octet-stream")
                 response.headers.add(name: KServeJSONCodec.headerLengthField, value: String(headerLength))
             }
             return response
         case .protobuf:
-            return Response(status: 200, headers: HTTPFields([("content-type", Self.protobufContentType)]), body: ProtobufCodec.encodeResponse(answer))
+            headers.appendLowercased(name: "content-type", value: Self.protobufContentType)
+            return Response(status: 200, headers: headers, body: ProtobufCodec.encodeResponse(answer))
         }
     }
 

@@ -9,7 +9,7 @@ struct Apus: AsyncParsableCommand {
         commandName: "apus",
         abstract: "Apus: an HTTP/2 inference server for classic ML models.",
         version: ApusVersion.string,
-        subcommands: [ServeCommand.self, PredictCommand.self, BundleCommand.self, BenchKernelsCommand.self],
+        subcommands: [ServeCommand.self, PredictCommand.self, BundleCommand.self, BenchKernelsCommand.self, BenchRouteCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 }
