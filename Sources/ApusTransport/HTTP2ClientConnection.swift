@@ -26,11 +26,9 @@ public struct ClientResponse: Sendable {
     public var status: Int
     public var headers: HTTPFields
     public var body: [UInt8]
-    /// When the request's HEADERS frame was serialized for the socket (nghttp2's before-send
-    /// callback, where h2load takes it) and when the socket read that closed the stream began
-    /// (monotonic uptime nanoseconds). The close is stamped at the read, not when the stream's
-    /// frames are reached inside it: the answers of one read then do not grow later with the
-    /// client's own work on the answers before them.
+    /// When the request's HEADERS frame was serialized for the socket and when the stream closed
+    /// (monotonic uptime nanoseconds, taken inside nghttp2's callbacks): the request's time on
+    /// the wire and at the server, measured where h2load measures it.
     public var sentAtNanos: UInt64 = 0
     public var closedAtNanos: UInt64 = 0
 
@@ -150,8 +148,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private var session: OpaquePointer?
-    /// When the current socket read began (the close time of every stream it ends).
-    private var readAt: UInt64 = 0
     private var streams: [Int32: Stream] = [:]
     private var context: ChannelHandlerContext?
     private let streamWindow: Int
@@ -269,7 +265,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
-        readAt = NIODeadline.now().uptimeNanoseconds
         let buffer = unwrapInboundIn(data)
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
             guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
@@ -361,7 +356,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if errorCode == 0, stream.status > 0 {
             let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,
-                                          sentAtNanos: stream.sentAt, closedAtNanos: readAt)
+                                          sentAtNanos: stream.sentAt, closedAtNanos: NIODeadline.now().uptimeNanoseconds)
             finished.append((stream.completion, .success(response)))
         } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
             finished.append((stream.completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))
