@@ -11,12 +11,13 @@ ARG SWIFT_VERSION=6.3
 
 # ---- build --------------------------------------------------------------------------------------
 FROM swift:${SWIFT_VERSION}-bookworm AS build
-# The build dependencies of scripts/install-deps.sh: nghttp2 and zlib headers, pkg-config.
+# The build dependencies of scripts/install-deps.sh: nghttp2 and zlib headers, jemalloc (the
+# allocator apus links), pkg-config.
 # (Debian stable's versions; not pinned, security updates come with a rebuild.)
 # hadolint ignore=DL3008
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get -q update \
-    && apt-get -q install -y --no-install-recommends libnghttp2-dev zlib1g-dev pkg-config \
+    && apt-get -q install -y --no-install-recommends libnghttp2-dev zlib1g-dev libjemalloc-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so this layer is cached while only sources change. (Package.resolved is
@@ -27,7 +28,7 @@ RUN swift package resolve
 # manifest to load, so the whole context is copied (.dockerignore drops build outputs and .git).
 COPY . .
 # --static-swift-stdlib: the Swift runtime and Foundation are linked in, so the runtime image
-# needs only glibc, libstdc++, nghttp2 and zlib. On x86_64, release builds target x86-64-v3
+# needs only glibc, libstdc++, nghttp2, zlib and jemalloc. On x86_64, release builds target x86-64-v3
 # (Haswell: AVX2 + FMA; see Package.swift), so the image needs such a CPU.
 RUN swift build -c release --product apus --static-swift-stdlib \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/apus" /staging/usr/local/bin/apus \
@@ -38,7 +39,7 @@ FROM debian:bookworm-slim
 # hadolint ignore=DL3008
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get -q update \
-    && apt-get -q install -y --no-install-recommends libnghttp2-14 zlib1g libstdc++6 \
+    && apt-get -q install -y --no-install-recommends libnghttp2-14 zlib1g libjemalloc2 libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 apus \
     && useradd --system --uid 10001 --gid apus --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin apus

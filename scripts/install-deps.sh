@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Apus needs on Debian, only when missing.
-#   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, pkg-config
+#   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, libjemalloc-dev, pkg-config
 #   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, protoc, Prometheus + promtool,
 #                                    HAProxy, busybox + rclone (deploy tests),
 #                                    Python h2/httpx/pytest/numpy/protobuf/mmh3/pyyaml/kubernetes-validate,
@@ -9,7 +9,7 @@ set -euo pipefail
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in libnghttp2-dev zlib1g-dev pkg-config; do
+for pkg in libnghttp2-dev zlib1g-dev libjemalloc-dev pkg-config; do
     have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [[ "${1:-}" == "--test" ]]; then

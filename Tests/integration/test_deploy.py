@@ -536,7 +536,7 @@ def test_dockerfile_is_consistent_with_the_repository():
     assert build_pkgs and all(pkg in build_stage for pkg in build_pkgs), (build_pkgs, build_stage)
     assert "swift build -c release --product apus" in build_stage
     runtime = runs[-1]
-    assert "libnghttp2-14" in runtime and "zlib1g" in runtime and "useradd" in runtime
+    assert "libnghttp2-14" in runtime and "zlib1g" in runtime and "libjemalloc2" in runtime and "useradd" in runtime
     user = next(rest for word, rest in instructions if word == "USER")
     assert user.split(":")[0].isdigit() and user.split(":")[0] != "0", user
     assert ("EXPOSE", "8080") in instructions
