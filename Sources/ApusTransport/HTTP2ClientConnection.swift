@@ -385,9 +385,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
 // MARK: - nghttp2 client callbacks
 
-private func clientHandler(_ userData: UnsafeMutableRawPointer?) -> HTTP2ClientHandler? {
-    guard let userData else { return nil }
-    return Unmanaged<HTTP2ClientHandler>.fromOpaque(userData).takeUnretainedValue()
+/// Runs `body` with the handler behind `user_data`, borrowed rather than retained (it owns the
+/// session, so it outlives every callback; see the server's `withHandler`).
+private func withClientHandler<R>(_ userData: UnsafeMutableRawPointer?, otherwise: R, _ body: (HTTP2ClientHandler) -> R) -> R {
+    guard let userData else { return otherwise }
+    return Unmanaged<HTTP2ClientHandler>.fromOpaque(userData)._withUnsafeGuaranteedRef(body)
 }
 
 private func clientOnHeader(
@@ -395,22 +397,24 @@ private func clientOnHeader(
     _ name: UnsafePointer<UInt8>?, _ nameLength: Int, _ value: UnsafePointer<UInt8>?, _ valueLength: Int,
     _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    guard let frame, let handler = clientHandler(userData) else { return 0 }
-    handler.onHeader(streamID: frame.pointee.hd.stream_id, name: UnsafeBufferPointer(start: name, count: nameLength),
-                     value: UnsafeBufferPointer(start: value, count: valueLength))
+    guard let frame else { return 0 }
+    withClientHandler(userData, otherwise: ()) {
+        $0.onHeader(streamID: frame.pointee.hd.stream_id, name: UnsafeBufferPointer(start: name, count: nameLength),
+                    value: UnsafeBufferPointer(start: value, count: valueLength))
+    }
     return 0
 }
 
 private func clientOnFrameRecv(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
-    guard let frame, let handler = clientHandler(userData) else { return 0 }
-    if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue { handler.onGoAway() }
+    guard let frame, UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue else { return 0 }
+    withClientHandler(userData, otherwise: ()) { $0.onGoAway() }
     return 0
 }
 
 private func clientBeforeFrameSend(_ session: OpaquePointer?, _ frame: UnsafePointer<nghttp2_frame>?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
-    guard let frame, let handler = clientHandler(userData) else { return 0 }
+    guard let frame else { return 0 }
     if UInt32(frame.pointee.hd.type) == NGHTTP2_HEADERS.rawValue, frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-        handler.onRequestHeadersSending(streamID: frame.pointee.hd.stream_id)
+        withClientHandler(userData, otherwise: ()) { $0.onRequestHeadersSending(streamID: frame.pointee.hd.stream_id) }
     }
     return 0
 }
@@ -419,12 +423,12 @@ private func clientOnDataChunkRecv(
     _ session: OpaquePointer?, _ flags: UInt8, _ streamID: Int32, _ data: UnsafePointer<UInt8>?, _ length: Int,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    clientHandler(userData)?.onData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    withClientHandler(userData, otherwise: ()) { $0.onData(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)) }
     return 0
 }
 
 private func clientOnStreamClose(_ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?) -> Int32 {
-    clientHandler(userData)?.onStreamClose(streamID: streamID, errorCode: errorCode)
+    withClientHandler(userData, otherwise: ()) { $0.onStreamClose(streamID: streamID, errorCode: errorCode) }
     return 0
 }
 
@@ -433,6 +437,6 @@ private func clientReadBody(
     _ flags: UnsafeMutablePointer<UInt32>?, _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
-    guard let buffer, let flags, let handler = clientHandler(userData) else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-    return handler.readBody(streamID: streamID, into: buffer, length: length, flags: flags)
+    guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    return withClientHandler(userData, otherwise: Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)) { $0.readBody(streamID: streamID, into: buffer, length: length, flags: flags) }
 }
