@@ -5,11 +5,20 @@
 /// is supported with the attributes given (otherwise `init` throws naming node and op).
 /// Immutable and `Sendable`: one instance serves all threads concurrently.
 public final class CompiledModel: Sendable {
-    struct Step: Sendable {
+    /// A class, so `run`'s loop holds one reference per step instead of copying (and retaining)
+    /// its four fields.
+    final class Step: Sendable {
         let kernel: any Kernel
         let inputs: [Int]   // slot per input, -1 for an omitted optional input
         let outputs: [Int]
         let label: String
+
+        init(kernel: any Kernel, inputs: [Int], outputs: [Int], label: String) {
+            self.kernel = kernel
+            self.inputs = inputs
+            self.outputs = outputs
+            self.label = label
+        }
     }
 
     public let inputs: [GraphSpec.ValueSpec]
@@ -83,9 +92,14 @@ public final class CompiledModel: Sendable {
         self.classLabels = labels
         self.steps = steps
         self.slotCount = slots.count
-        self.constants = constants
+        // Only initializers some step reads (or the graph returns) are placed in a run's slots:
+        // fused dense layers keep their weights inside the kernel, and copying every weight
+        // tensor into the slot table cost retains and releases on each run.
+        let outputSlots = graph.outputs.map { slot($0.name) }
+        let read = Set(steps.flatMap(\.inputs)).union(outputSlots)
+        self.constants = constants.filter { read.contains($0.0) }
         self.inputSlots = inputSlots
-        self.outputSlots = graph.outputs.map { slot($0.name) }
+        self.outputSlots = outputSlots
     }
 
     /// Runs the graph. `feeds` are in `inputs` order; results in `outputs` order. Thread-safe.
