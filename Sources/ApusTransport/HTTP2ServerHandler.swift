@@ -504,7 +504,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         headerScratch.append(":status", status)
         headerScratch.append("content-length", length)
         for field in response.headers where field.name != "content-length" && field.name != "connection" {
-            headerScratch.append(field.name, field.value)
+            headerScratch.append(field.name, field.value, indexed: field.name != "x-request-id")
         }
         let hasBody = !response.body.isEmpty
         if hasBody {
