@@ -95,6 +95,25 @@ def test_infer_works_over_http2_prior_knowledge_with_curl_and_h2(server):
     assert status == 200 and json.loads(payload)["model_name"] == "logreg"
 
 
+def test_request_ids_are_sent_never_indexed_and_repeating_headers_are_indexed(server):
+    """HPACK: a request id never repeats, so it goes out as a literal never indexed (adding each to
+    the dynamic table would only evict entries that do repeat); the other answer headers are
+    indexed, so from the second answer on they cost a byte or two."""
+    from hpack import NeverIndexedHeaderTuple
+    rows = np.full((1, 20), 0.25, np.float32)
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": rows.reshape(-1).tolist()}]})
+    client = H2Client(server.port)
+    for i in range(3):
+        status, headers, _ = client.request("POST", "/v2/models/logreg/infer", body=body.encode(),
+                                            headers=[("content-type", "application/json"), ("x-request-id", f"hpack-{i}")])
+        assert status == 200
+        kinds = {h[0]: isinstance(h, NeverIndexedHeaderTuple) for h in headers}
+        assert kinds["x-request-id"] is True, headers
+        assert kinds["apus-model-version"] is False and kinds["content-type"] is False, headers
+        assert dict(headers)["x-request-id"] == f"hpack-{i}"
+    client.close()
+
+
 def test_binary_data_extension_round_trips(server):
     rows = np.load(ZOO / "mlp_3class" / "inputs.npy").astype(np.float32)
     header = json.dumps({"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32",
