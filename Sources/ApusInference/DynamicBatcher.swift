@@ -14,14 +14,27 @@ import Synchronization
 /// the budget bounds how long a loop can be kept from its sockets. Until a version has run once,
 /// its cost is unknown and it goes to the pool.
 final class DynamicBatcher: CancellationTarget, Sendable {
-    struct Work {
-        var feeds: [Tensor]
-        var rows: Int
+    /// One queued request. A class: a batch's loops (cancel check, row counts, queue waits,
+    /// answers) pass each request around several times, and copying a struct of five counted
+    /// references retained and released all five every time.
+    final class Work: Sendable {
+        let feeds: [Tensor]
+        let rows: Int
         /// Asked just before the batch runs; nil: ask `cancellation` (no closure per request).
-        var isCancelled: (@Sendable () -> Bool)?
-        var cancellation: RequestContext?
-        var completion: @Sendable (Result<[Tensor], ApusError>) -> Void
-        var enqueuedAt: UInt64
+        let isCancelled: (@Sendable () -> Bool)?
+        let cancellation: RequestContext?
+        let completion: @Sendable (Result<[Tensor], ApusError>) -> Void
+        let enqueuedAt: UInt64
+
+        init(feeds: [Tensor], rows: Int, isCancelled: (@Sendable () -> Bool)?, cancellation: RequestContext?,
+             completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void, enqueuedAt: UInt64) {
+            self.feeds = feeds
+            self.rows = rows
+            self.isCancelled = isCancelled
+            self.cancellation = cancellation
+            self.completion = completion
+            self.enqueuedAt = enqueuedAt
+        }
     }
 
     private struct State {

@@ -56,16 +56,20 @@ public final class InferenceService: Sendable {
             completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
             return
         }
+        // The answer needs two of the request's fields: captured alone, not the whole request.
+        let requested = request.requestedOutputs
+        let id = request.id
         served.submit(request, isCancelled: isCancelled, cancellation: cancellation) { result in
             switch result {
             case .failure(let error):
                 completion(.failure(error))
             case .success(let tensors):
                 var outputs: [InferResponse.Output] = []
-                for (spec, tensor) in zip(outputSpecs, tensors) where request.requestedOutputs.isEmpty || request.requestedOutputs[spec.name] != nil {
+                outputs.reserveCapacity(tensors.count)
+                for (spec, tensor) in zip(outputSpecs, tensors) where requested.isEmpty || requested[spec.name] != nil {
                     outputs.append(InferResponse.Output(name: spec.name, tensor: tensor))
                 }
-                completion(.success(InferResponse(model: served.model, version: served.version, variant: variant, id: request.id,
+                completion(.success(InferResponse(model: served.model, version: served.version, variant: variant, id: id,
                                                   outputs: outputs, classLabels: served.compiled.classLabels)))
             }
         }
