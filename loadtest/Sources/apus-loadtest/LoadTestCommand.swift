@@ -26,7 +26,7 @@ struct LoadTestCommand: AsyncParsableCommand {
     @Option(help: "Max requests in flight per connection.") var streams = 32
     @Option(help: "Open loop: target requests per second across all connections (0 = closed loop).") var rate: Double = 0
     @Option(help: "Arrival process for --rate: constant or poisson.") var arrival: ArrivalSchedule.Kind = .constant
-    @Option(help: "Open loop: shortest sleep between sends, in microseconds (1000 sends in millisecond bursts like h2load --rps).")
+    @Option(help: "Open loop: shortest sleep between sends, in microseconds (10000 sends in 10 ms bursts, as h2load --rps does).")
     var timerResolutionUs: Double = 20
     @Option(help: "Seconds to measure (after warm-up).") var duration: Double?
     @Option(help: "Total requests (instead of, or as well as, --duration).") var requests: Int?
