@@ -44,12 +44,19 @@ public struct InferenceRoutes: Sendable {
         self.maxBodyBytes = maxBodyBytes
     }
 
-    /// Wraps `writer` so the finished request is reported with its status, version and latency.
-    /// Unknown models are reported as model "" to keep label sets bounded.
-    func observed(_ writer: ResponseWriter, model: String) -> ResponseWriter {
-        guard let observer else { return writer }
-        let known = service.repository.snapshot.models[model] != nil ? model : ""
-        return ResponseWriter(sink: ObservingSink(inner: writer, observer: observer, model: known, started: DispatchTime.now().uptimeNanoseconds), token: 0)
+    /// What a route calls once with its answer: the observer hears the status, the version and
+    /// variant that answered (nil when none was chosen) and the latency since this call, then
+    /// `writer` sends the answer. Unknown models are reported as model "" to keep label sets
+    /// bounded.
+    func reporter(_ writer: ResponseWriter, model: String, known: Bool) -> @Sendable (Response, Int?, String?) -> Void {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let observer = self.observer
+        let observedModel = known ? model : ""
+        return { response, version, variant in
+            observer?.requestFinished(model: observedModel, version: version, variant: variant, status: response.status,
+                                      durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
+            writer.complete(response)
+        }
     }
 
     /// Routes for `Router`'s prefix table.
@@ -119,16 +126,7 @@ public struct InferenceRoutes: Sendable {
         // and the repository's lock is taken once.
         let snapshot = service.repository.snapshot
         let known = snapshot.models[model] != nil
-        let started = DispatchTime.now().uptimeNanoseconds
-        let observer = self.observer
-        let observedModel = known ? model : ""
-        // Reported here rather than through `observed(_:model:)`: the answer's version and
-        // variant are at hand, so nothing is parsed back out of the response headers.
-        let finish: @Sendable (Response, Int?, String?) -> Void = { response, version, variant in
-            observer?.requestFinished(model: observedModel, version: version, variant: variant, status: response.status,
-                                      durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
-            writer.complete(response)
-        }
+        let finish = reporter(writer, model: model, known: known)
         let givenID = request.headers["x-request-id"]
         let requestID = givenID ?? requestCounter.next()
         var common = HTTPFields(capacity: 2)
@@ -393,7 +391,7 @@ public struct InferenceRoutes: Sendable {
             response.headers.appendLowercased(name: "allow", value: "POST")
             return writer.complete(response)
         }
-        let writer = observed(writer, model: model)
+        let finish = reporter(writer, model: model, known: service.repository.snapshot.models[model] != nil)
         let requestID = request.headers["x-request-id"] ?? requestCounter.next()
         var common = HTTPFields()
         common.appendLowercased(name: "x-request-id", value: requestID)
@@ -452,13 +450,13 @@ public struct InferenceRoutes: Sendable {
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
                     for field in common { response.headers.add(name: field.name, value: field.value) }
-                    writer.complete(response)
+                    finish(response, answer.version, answer.variant)
                 case .failure(let error):
-                    writer.complete(Self.errorResponse(error, format: .json, extra: common))
+                    finish(Self.errorResponse(error, format: .json, extra: common), nil, nil)
                 }
             }
         } catch {
-            writer.complete(Self.errorResponse(error as? ApusError ?? ApusError(.badRequest, "\(error)"), format: .json, extra: common))
+            finish(Self.errorResponse(error as? ApusError ?? ApusError(.badRequest, "\(error)"), format: .json, extra: common), nil, nil)
         }
     }
 
@@ -516,29 +514,6 @@ public struct InferenceRoutes: Sendable {
         } catch {
             writer.complete(.error(error as? ApusError ?? ApusError(.internalError, "\(error)")))
         }
-    }
-}
-
-/// Reports a finished request to the observer, then passes the response on. One per request
-/// (the observed routes already allocate per request for decoding). Thread-safe.
-final class ObservingSink: ResponseSink {
-    let inner: ResponseWriter
-    let observer: any RequestObserver
-    let model: String
-    let started: UInt64
-
-    init(inner: ResponseWriter, observer: any RequestObserver, model: String, started: UInt64) {
-        self.inner = inner
-        self.observer = observer
-        self.model = model
-        self.started = started
-    }
-
-    func complete(_ response: Response, token: Int64) {
-        let version = response.headers["apus-model-version"].flatMap { Int($0) }
-        observer.requestFinished(model: model, version: version, variant: response.headers["apus-variant"], status: response.status,
-                                 durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
-        inner.complete(response)
     }
 }
 

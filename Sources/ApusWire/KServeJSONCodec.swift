@@ -134,8 +134,8 @@ public enum KServeJSONCodec {
         guard bytes.count == count * size else {
             throw ApusError(.badRequest, "input \(name): shape \(shape) of \(datatype) needs \(count * size) bytes, binary_data_size is \(bytes.count)")
         }
-        func load<T>(_: T.Type) -> [T] {
-            bytes.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * size, as: T.self) } }
+        func load<T: BitwiseCopyable>(_: T.Type) -> [T] {
+            bytes.withUnsafeBytes { RawValues.littleEndian($0, count: count, as: T.self) }
         }
         let data: Tensor.Data
         switch datatype {

@@ -92,30 +92,13 @@ public enum ProtobufCodec {
         let data: Tensor.Data = raw.withUnsafeBytes { bytes in
             switch tensor.datatype {
             case .bool: return .bool(bytes.map { $0 != 0 })
-            case .int32: return .int32(Self.littleEndian(bytes, count: count, as: Int32.self))
-            case .int64: return .int64(Self.littleEndian(bytes, count: count, as: Int64.self))
-            case .fp32: return .float32(Self.littleEndian(bytes, count: count, as: Float.self))
-            default: return .float64(Self.littleEndian(bytes, count: count, as: Double.self))
+            case .int32: return .int32(RawValues.littleEndian(bytes, count: count, as: Int32.self))
+            case .int64: return .int64(RawValues.littleEndian(bytes, count: count, as: Int64.self))
+            case .fp32: return .float32(RawValues.littleEndian(bytes, count: count, as: Float.self))
+            default: return .float64(RawValues.littleEndian(bytes, count: count, as: Double.self))
             }
         }
         return try Tensor(shape: shape, data: data)
-    }
-
-    /// `count` values stored little-endian in `bytes` (raw_contents' layout), copied into one
-    /// new array: per-element loads through an integer array and a second map cost two
-    /// allocations and a loop per request. `bytes` holds at least `count` values.
-    static func littleEndian<T: BitwiseCopyable>(_ bytes: UnsafeRawBufferPointer, count: Int, as _: T.Type) -> [T] {
-        let size = MemoryLayout<T>.size
-        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let destination = UnsafeMutableRawBufferPointer(buffer)
-            destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<(count * size)]))
-            #if _endian(big)
-            for start in stride(from: 0, to: count * size, by: size) {
-                destination[start..<(start + size)].reverse()
-            }
-            #endif
-            initialized = count
-        }
     }
 
     static func name(_ type: Apus_V1_DataType) -> String {

@@ -45,11 +45,7 @@ struct BenchRouteCommand: ParsableCommand {
 
     func run() throws {
         guard burst > 0, requests > 0 else { throw ValidationError("--burst and --requests must be positive") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
+        StandardErrorLogging.bootstrap(level: .warning)
         let logger = Logger(label: "apus-bench")
         let metrics = ServerMetrics()
         let repository = ModelRepository(root: modelRepository, workers: 1, inlineBudgetMicroseconds: inlineBudgetMicroseconds,

@@ -115,11 +115,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func nanos(_ seconds: Double) -> Int64 { Int64((seconds * 1e9).rounded()) }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        StandardErrorLogging.bootstrap(level: logLevel)
         let logger = Logger(label: "apus")
 
         var isDirectory: ObjCBool = false
