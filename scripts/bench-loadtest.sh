@@ -25,39 +25,54 @@ h2cpu=$(cpu "$tf" taskset -c 1 h2load -c 4 -m 32 -n "$n" "$url")
 ltcpu=$(cpu "$tf" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --requests "$n" --quiet)
 rm -f "$tf"
 python3 -c "print(f'generator CPU per request ({$n} requests): h2load {$h2cpu}us, apus-loadtest {$ltcpu}us, h2load/apus-loadtest {$h2cpu/$ltcpu:.2f}')"
-rate=${RATE:-20000}
-echo "== equal offered load: $rate req/s, 4 connections x 1 stream (h2load --rps per client; apus-loadtest --rate)"
-# h2load's --rps timer fires every max(10 ms, 1/rps) (h2load.cc: rps_watcher.repeat =
-# std::max(0.01, 1. / config.rps)); each firing makes the requests due since the last one
-# pending, and with one stream per connection they go out one after another as answers come
-# back (printed below from its log). apus-loadtest sends the same way with
-# --timer-resolution-us 10000; its default (20 us) spaces sends evenly. h2load writes one log
-# line (a write syscall) per answer: its log goes to tmpfs to keep that cost small.
-log=$(mktemp -p /dev/shm 2>/dev/null || mktemp)
-taskset -c 1 h2load -c 4 -m 1 --rps $((rate / 4)) -D "$seconds" --warm-up-time 1 --log-file "$log" "$url" | grep -E "time for request|finished"
-taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 1 --rate "$rate" --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$log.json" >/dev/null
-# h2load measures from the actual send, so compare with apus-loadtest's service time (also from
-# the actual send); apus-loadtest's headline latency counts from the intended send time.
-python3 - "$log" "$log.json" <<'PY'
-import json, sys
-rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
-rows.sort(key=lambda r: int(r[0]))
-warm = int(rows[0][0]) + 1_000_000 if rows else 0
-d = sorted(int(r[2]) for r in rows if int(r[0]) >= warm and r[1] == "200")
-def pct(p): return d[min(len(d) - 1, int(p / 100 * len(d)))]
-starts = [int(r[0]) for r in rows if int(r[0]) >= warm]
-close = sum(1 for a, b in zip(starts, starts[1:]) if b - a < 50)
-pauses = [b - a for a, b in zip(starts, starts[1:]) if b - a >= 500]
-print(f"h2load sends: {close / max(1, len(starts) - 1):.0%} start within 50 us of the previous one (bursts), mean gap {(starts[-1] - starts[0]) / max(1, len(starts) - 1):.0f} us, "
-      f"{len(pauses)} pauses of 0.5 ms or more (median {sorted(pauses)[len(pauses) // 2] if pauses else 0} us) between bursts")
-report = json.load(open(sys.argv[2]))["phases"][0]["report"]
-mine = report["service_time"]
-print(f"{'':>6} {'h2load':>10} {'apus-loadtest':>14} {'ratio':>6}   (microseconds, from the actual send; {len(d)} h2load samples)")
-for p in (50, 90, 99):
-    ours = mine[f"p{p}_us"]
-    print(f"{'p' + str(p):>6} {pct(p):>10.1f} {ours:>14.1f} {ours / max(pct(p), 1e-9):>6.2f}")
-print(f"{'mean':>6} {sum(d) / len(d):>10.1f} {mine['mean_us']:>14.1f} {mine['mean_us'] / (sum(d) / len(d)):>6.2f}")
-lat = report["latency"]
-print(f"apus-loadtest from the intended send time: p50 {lat['p50_us']:.1f}us p90 {lat['p90_us']:.1f}us p99 {lat['p99_us']:.1f}us")
+rate=${RATE:-5000}; conns=${CONNS:-1}; rounds=${ROUNDS:-3}
+echo "== latency at equal offered load: $rate req/s on $conns connection(s) x 1 stream, $rounds rounds, the two tools alternated"
+# One stream per connection: each request goes out when the previous answer is back, so both
+# tools send the same sequence. h2load's --rps timer fires every max(10 ms, 1/rps) (h2load.cc:
+# rps_watcher.repeat = std::max(0.01, 1. / config.rps)) and makes the requests due since the last
+# firing pending; apus-loadtest sends on the same grid with --timer-resolution-us 10000 (its
+# default, 20 us, spaces sends evenly). With several connections the tools' own event loops
+# shape when the server sees each request (h2load makes about five syscalls per answer,
+# apus-loadtest two), so the server's latency itself differs between the runs: the wire
+# latencies below show it. h2load's per-answer log goes to tmpfs.
+work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+# With tcpdump (and the right to capture on lo), each run is also timed on the wire: from the
+# request's HEADERS packet to the answer's END_STREAM packet, which neither tool's loop is in.
+capture() { if [ -n "${NO_WIRE:-}" ] || ! command -v tcpdump >/dev/null; then "$@"; return; fi
+  local out=$1; shift
+  tcpdump -i lo -s 0 -B 65536 --time-stamp-precision=nano -w "$out" "tcp port $port" 2>/dev/null & local dump=$!
+  sleep 0.5; "$@"; sleep 0.3; kill -INT $dump; wait $dump 2>/dev/null || true; }
+for i in $(seq "$rounds"); do
+  capture "$work/h2-$i.pcap" taskset -c 1 h2load -c "$conns" -m 1 --rps $((rate / conns)) -D "$seconds" --warm-up-time 1 --log-file "$work/h2-$i.log" "$url" >/dev/null
+  capture "$work/lt-$i.pcap" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections "$conns" --streams 1 --rate "$rate" \
+    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/lt-$i.json" >/dev/null
+done
+python3 - "$work" "$rounds" "$port" <<'PY'
+import json, os, statistics, subprocess, sys
+work, rounds, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def h2load(path):
+    rows = [l.split("\t") for l in open(path) if l.strip()]
+    warm = min(int(r[0]) for r in rows) + 1_000_000  # its log includes the warm-up second
+    d = sorted(int(r[2]) for r in rows if int(r[0]) >= warm and r[1] == "200")
+    out = {f"p{p}_us": d[min(len(d) - 1, int(p / 100 * len(d)))] for p in (50, 90, 99)}
+    out["mean_us"] = sum(d) / len(d)
+    return out
+def wire(path):
+    if not os.path.exists(path): return None
+    r = subprocess.run([sys.executable, os.path.join("scripts", "wire-latency.py"), path, port, "--skip-seconds", "1.5", "--json"], capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+keys = ("p50_us", "p90_us", "p99_us", "mean_us")
+ratios = {k: [] for k in keys}
+print("microseconds from the HEADERS frame's serialization to the stream's close (h2load's measuring points; apus-loadtest's service time)")
+print(f"{'round':>5} {'':>4} {'h2load':>8} {'apus-lt':>8} {'ratio':>6}   {'wire under h2load':>17} {'wire under apus-lt':>18}")
+for i in range(1, rounds + 1):
+    a = h2load(f"{work}/h2-{i}.log")
+    b = json.load(open(f"{work}/lt-{i}.json"))["phases"][0]["report"]["service_time"]
+    wa, wb = wire(f"{work}/h2-{i}.pcap"), wire(f"{work}/lt-{i}.pcap")
+    for k in keys:
+        ratios[k].append(b[k] / a[k])
+        w = f"{wa[k]:>17.1f} {wb[k]:>18.1f}" if wa and wb else ""
+        print(f"{i:>5} {k[:-3]:>4} {a[k]:>8.1f} {b[k]:>8.1f} {b[k] / a[k]:>6.2f}   {w}")
+print("median ratio apus-loadtest/h2load over the rounds: " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
 PY
-rm -f "$log" "$log.json"

@@ -31,9 +31,9 @@ public struct LoadPlan: Sendable {
     public var zipfExponent: Double?
     public var seed: UInt64 = 1
     /// Open loop: the timer grid (from the run's start) on which sends wake up. The default keeps
-    /// sends close to their intended times; 1 ms reproduces h2load's `--rps` pattern (libev wakes
-    /// at millisecond granularity and sends each tick's due requests back to back), for
-    /// side-by-side comparisons.
+    /// sends close to their intended times; 10 ms reproduces h2load's `--rps` pattern (its timer
+    /// fires every max(10 ms, 1/rps) and sends the requests due since the last firing back to
+    /// back), for side-by-side comparisons.
     public var timerResolutionNanos: UInt64 = 20_000
     /// How long to wait for requests still in flight when the run ends.
     public var drainSeconds: Double = 10
