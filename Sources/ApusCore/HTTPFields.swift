@@ -67,10 +67,11 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
     /// Whether `name` has an ASCII upper-case letter, scanning its bytes in place (the generic
     /// `utf8.allSatisfy` was 2% of a request, called for every lookup of an absent header).
     private static func hasUppercase(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
+        // Native strings lend their bytes in place; no copy of the string is made.
+        let scanned = name.utf8.withContiguousStorageIfAvailable { bytes in
             for byte in bytes where byte &- 0x41 < 26 { return true }
             return false
         }
+        return scanned ?? name.utf8.contains { $0 &- 0x41 < 26 }
     }
 }

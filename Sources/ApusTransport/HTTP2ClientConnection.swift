@@ -243,7 +243,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         headerScratch.append(":scheme", "http")
         headerScratch.append(":authority", request.authority)
         headerScratch.append(":path", request.path)
-        if !request.body.isEmpty { headerScratch.append("content-length", String(request.body.count)) }
+        if !request.body.isEmpty { headerScratch.append("content-length", decimal: request.body.count) }
         for field in request.headers where field.name != "content-length" && field.name != "host" && field.name != "connection" {
             headerScratch.append(field.name, field.value)
         }

@@ -9,8 +9,10 @@ import ApusCore
 /// event loop.
 struct HTTP2ConnectionStateMachine {
     enum Action: Equatable {
-        /// A complete, valid request: hand it to the responder.
-        case dispatch(streamID: Int32, request: Request)
+        /// A complete, valid request: the shell takes it with `takeRequest(_:)` and hands it to
+        /// the responder. The request stays in the stream table until then, so the action is a
+        /// plain value (queued and copied for free, no reference counting per request).
+        case dispatch(streamID: Int32)
         /// Answer the stream with a transport-generated error (431, 413, 408).
         case respondWithError(streamID: Int32, status: Int, message: String)
         /// GOAWAY with `errorCode`, then close once written.
@@ -37,6 +39,7 @@ struct HTTP2ConnectionStateMachine {
         var fields = HTTPFields()
         var body: [UInt8] = []
         var rejection: (status: Int, message: String)?
+        var requestTaken = false
     }
 
     enum DrainState: Equatable { case active, noticeSent, finalGoAwaySent, closed }
@@ -51,9 +54,14 @@ struct HTTP2ConnectionStateMachine {
     /// linear scan from the newest end beats hashing, and entries mutate in place (no copy-on-write
     /// of header arrays per header field).
     private(set) var streams: [Stream] = []
+    /// `streams[i].id` for every i, kept alongside: the scan for a stream (once per nghttp2
+    /// callback) reads four bytes an entry instead of walking the entries themselves.
+    private var ids: [Int32] = []
     private(set) var junkFrames = 0
     /// Repeated header names and values of this connection, made into strings once.
     private var strings = HeaderStringCache()
+    /// Request paths and the authority (kept apart so unique paths do not evict header values).
+    private var targets = HeaderStringCache(capacity: 4)
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
     private var unwritableSince: Int64?
@@ -68,18 +76,25 @@ struct HTTP2ConnectionStateMachine {
     // MARK: Stream events
 
     private func index(of id: Int32) -> Int? {
-        var i = streams.count - 1
-        while i >= 0 {
-            if streams[i].id == id { return i }
-            i -= 1
+        ids.withUnsafeBufferPointer { ids in
+            var i = ids.count - 1
+            while i >= 0 {
+                if ids[i] == id { return i }
+                i -= 1
+            }
+            return nil
         }
-        return nil
+    }
+
+    private mutating func append(_ stream: consuming Stream) {
+        ids.append(stream.id)
+        streams.append(stream)
     }
 
     mutating func streamOpened(_ id: Int32, now: Int64) {
         var stream = Stream(id: id, openedAt: now)
         stream.fields.reserveCapacity(8)
-        streams.append(stream)
+        append(consume stream)
         idleSince = nil
     }
 
@@ -100,14 +115,23 @@ struct HTTP2ConnectionStateMachine {
             // nghttp2 lets through only valid request pseudo-headers (:method, :scheme,
             // :authority, :path, :protocol), so length and second byte tell them apart.
             switch (name.count, name.count > 1 ? name[1] : 0) {
-            case (7, UInt8(ascii: "m")): streams[i].method = String(decoding: value, as: UTF8.self)
-            case (5, UInt8(ascii: "p")): streams[i].path = String(decoding: value, as: UTF8.self)
-            case (10, UInt8(ascii: "a")): streams[i].fields.appendLowercased(name: "host", value: String(decoding: value, as: UTF8.self))
+            case (7, UInt8(ascii: "m")): streams[i].method = Self.method(value)
+            case (5, UInt8(ascii: "p")): streams[i].path = targets.string(value)
+            case (10, UInt8(ascii: "a")): streams[i].fields.appendLowercased(name: "host", value: targets.string(value))
             default: break
             }
         } else {
             // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
             streams[i].fields.appendLowercased(name: strings.string(name), value: strings.string(value))
+        }
+    }
+
+    /// The common methods as literals (free to hand out); others decoded.
+    private static func method(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"): return "GET"
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T"): return "POST"
+        default: return String(decoding: bytes, as: UTF8.self)
         }
     }
 
@@ -154,10 +178,19 @@ struct HTTP2ConnectionStateMachine {
 
     private mutating func dispatch(at i: Int) -> Action {
         streams[i].phase = .dispatched
-        let request = Request(method: streams[i].method, target: streams[i].path, headers: streams[i].fields, body: streams[i].body, version: .http2)
-        streams[i].body = []
-        streams[i].fields = HTTPFields()
-        return .dispatch(streamID: streams[i].id, request: request)
+        return .dispatch(streamID: streams[i].id)
+    }
+
+    /// The request of a dispatched stream, moved out of the table (a second call returns nil).
+    mutating func takeRequest(_ id: Int32) -> Request? {
+        guard let i = index(of: id), streams[i].phase == .dispatched, !streams[i].requestTaken else { return nil }
+        streams[i].requestTaken = true
+        var method = "", path = "", fields = HTTPFields(), body: [UInt8] = []
+        swap(&method, &streams[i].method)
+        swap(&path, &streams[i].path)
+        swap(&fields, &streams[i].fields)
+        swap(&body, &streams[i].body)
+        return Request(method: method, target: path, headers: fields, body: body, version: .http2)
     }
 
     /// nghttp2 closed the stream (answered, reset, or connection gone). Returns whether it was
@@ -167,6 +200,7 @@ struct HTTP2ConnectionStateMachine {
         if let i = index(of: id) {
             pending = streams[i].phase == .dispatched
             streams.remove(at: i)
+            ids.remove(at: i)
         }
         if streams.isEmpty { idleSince = now }
         if drain == .finalGoAwaySent && streams.isEmpty {
@@ -188,9 +222,13 @@ struct HTTP2ConnectionStateMachine {
     mutating func adoptUpgradeRequest(_ request: Request, now: Int64) -> Action {
         var stream = Stream(id: 1, openedAt: now)
         stream.phase = .dispatched
-        streams.append(stream)
+        stream.method = request.method
+        stream.path = request.query.isEmpty ? request.path : request.path + "?" + request.query
+        stream.fields = request.headers
+        stream.body = request.body
+        append(stream)
         idleSince = nil
-        return .dispatch(streamID: 1, request: request)
+        return .dispatch(streamID: 1)
     }
 
     /// A response went out in full: benign traffic earns back junk budget.

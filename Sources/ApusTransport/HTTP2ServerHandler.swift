@@ -395,17 +395,20 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        let offset = streamIO[i].offset
-        let n = min(length, streamIO[i].body.count - offset)
-        streamIO[i].body.withUnsafeBufferPointer { src in
-            if let base = src.baseAddress, n > 0 { buffer.update(from: base + offset, count: n) }
+        // In place: copying the entry or its body array out would cost a retain and release.
+        let (n, done) = streamIO.withUnsafeMutableBufferPointer { ios -> (Int, Bool) in
+            let offset = ios[i].offset
+            let n = min(length, ios[i].body.count - offset)
+            ios[i].body.withUnsafeBufferPointer { src in
+                if let base = src.baseAddress, n > 0 { buffer.update(from: base + offset, count: n) }
+            }
+            ios[i].offset += n
+            guard ios[i].offset >= ios[i].body.count else { return (n, false) }
+            ios[i].body = []
+            return (n, true)
         }
-        streamIO[i].offset += n
         bodyBytesSent &+= n
-        if streamIO[i].offset >= streamIO[i].body.count {
-            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            streamIO[i].body = []
-        }
+        if done { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
         return n
     }
 
@@ -428,7 +431,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private func run(_ action: HTTP2ConnectionStateMachine.Action) {
         guard let session, let context else { return }
         switch action {
-        case .dispatch(let streamID, let request):
+        case .dispatch(let streamID):
+            guard let request = machine.takeRequest(streamID) else { return }
             let requestContext = RequestContext(remoteAddress: remoteAddress)
             streamIO.append(StreamIO(id: streamID, context: requestContext))
             let sink = self.sink ?? makeSink(context: context)
@@ -498,11 +502,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private func submit(streamID: Int32, response: Response) {
         guard let session else { return }
         // One byte buffer holds every name and value; nghttp2 copies them during the call.
-        let status = String(response.status)
-        let length = String(response.body.count)
         headerScratch.removeAll()
-        headerScratch.append(":status", status)
-        headerScratch.append("content-length", length)
+        headerScratch.append(":status", decimal: response.status)
+        headerScratch.append("content-length", decimal: response.body.count)
         for field in response.headers where field.name != "content-length" && field.name != "connection" {
             headerScratch.append(field.name, field.value, indexed: field.name != "x-request-id")
         }

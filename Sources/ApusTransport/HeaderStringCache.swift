@@ -18,13 +18,13 @@ struct HeaderStringCache {
 
     mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         guard bytes.count > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
-        for i in entries.indices {
-            var candidate = entries[i]
-            let same = candidate.withUTF8 { stored in
-                guard stored.count == bytes.count, let storedBase = stored.baseAddress else { return false }
+        // Lengths first (stored in the string, no copy), bytes only for an equal length.
+        for i in entries.indices where entries[i].utf8.count == bytes.count {
+            let same = entries[i].utf8.withContiguousStorageIfAvailable { stored in
+                guard let storedBase = stored.baseAddress else { return false }
                 return memcmp(storedBase, base, bytes.count) == 0
             }
-            if same { return candidate }
+            if same == true { return entries[i] }
         }
         let made = String(decoding: bytes, as: UTF8.self)
         if entries.count < capacity {

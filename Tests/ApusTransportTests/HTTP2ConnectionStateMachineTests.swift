@@ -22,12 +22,30 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
 
     func testHeadersWithEndStreamDispatchARequest() {
         var machine = Machine(limits: limits(), now: 0)
-        guard case .dispatch(1, let request)? = openGET(&machine, 1, path: "/a?b=c") else { return XCTFail() }
+        XCTAssertEqual(openGET(&machine, 1, path: "/a?b=c"), .dispatch(streamID: 1))
+        guard let request = machine.takeRequest(1) else { return XCTFail() }
+        XCTAssertNil(machine.takeRequest(1), "a request is handed out once")
         XCTAssertEqual(request.method, "GET")
         XCTAssertEqual(request.path, "/a")
         XCTAssertEqual(request.query, "b=c")
         XCTAssertEqual(request.headers["host"], "localhost")
         XCTAssertEqual(request.version, .http2)
+    }
+
+    func testMethodsPathsAndAuthorityComeThroughWhateverTheirLength() {
+        var machine = Machine(limits: limits(), now: 0)
+        let long = "/v2/models/a-model-with-a-long-name/versions/12/infer"
+        for (id, method, path) in [(1, "GET", "/a"), (3, "POST", long), (5, "DELETE", long), (7, "PUT", "/b"), (9, "POST", long)] as [(Int32, String, String)] {
+            machine.streamOpened(id, now: 0)
+            machine.headerReceived(id, name: ":method", value: method)
+            machine.headerReceived(id, name: ":path", value: path)
+            machine.headerReceived(id, name: ":authority", value: "a-host-name-over-fifteen-bytes:8080")
+            XCTAssertEqual(machine.headersComplete(id, endStream: true, now: 0), .dispatch(streamID: id))
+            let request = machine.takeRequest(id)
+            XCTAssertEqual(request?.method, method)
+            XCTAssertEqual(request?.path, path)
+            XCTAssertEqual(request?.headers["host"], "a-host-name-over-fifteen-bytes:8080")
+        }
     }
 
     func testBodyArrivesInChunksAndDispatchesAtEndStream() {
@@ -39,7 +57,8 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         for chunk in [[1, 2], [3], [4, 5, 6]] as [[UInt8]] {
             XCTAssertNil(chunk.withUnsafeBytes { machine.dataReceived(3, $0) })
         }
-        guard case .dispatch(3, let request)? = machine.endStreamReceived(3) else { return XCTFail() }
+        XCTAssertEqual(machine.endStreamReceived(3), .dispatch(streamID: 3))
+        guard let request = machine.takeRequest(3) else { return XCTFail() }
         XCTAssertEqual(request.body, [1, 2, 3, 4, 5, 6])
     }
 
@@ -203,7 +222,8 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
     func testUpgradeRequestBecomesStreamOneAlreadyDispatched() {
         var machine = Machine(limits: limits(), now: 0)
         let request = Request(method: "GET", target: "/v2/health/live", headers: HTTPFields(), version: .http2)
-        XCTAssertEqual(machine.adoptUpgradeRequest(request, now: 0), .dispatch(streamID: 1, request: request))
+        XCTAssertEqual(machine.adoptUpgradeRequest(request, now: 0), .dispatch(streamID: 1))
+        XCTAssertEqual(machine.takeRequest(1), request)
         XCTAssertTrue(machine.answerSubmitted(1))
     }
 }
