@@ -14,7 +14,7 @@ load generator (h2load) to core 1, loopback only, every run bounded.
   5. scrape cost: rf_binary load with and without a scraper GETting /metrics once a second
      (15x Prometheus' default rate), runs interleaved, plus the server CPU time per scrape.
 
-    scripts/bench-serving.py [--seconds 5] [--skip-peers] [--only scrape]
+    scripts/bench-serving.py [--seconds 5] [--rounds 3] [--skip-peers] [--only scrape]
 
 Needs a release build (run here), h2load/nghttpd (nghttp2-client/-server), and from PyPI:
 fastapi, uvicorn, scikit-learn, onnxruntime, numpy (installed when missing).
@@ -149,6 +149,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated nghttpd/Apus rounds (median ratio reported)")
     ap.add_argument("--only", choices=["scrape"], help="run one section only")
     args = ap.parse_args()
     if args.only == "scrape":
@@ -172,17 +173,24 @@ def main():
         open(small, "w").write('{"live":true}')
         pbh = ["content-type: application/x-protobuf"]
 
-        # nghttpd baseline.
+        # nghttpd and Apus both up on core 0, measured in alternation, several rounds: this
+        # machine drifts by 20% within a minute, so each ratio is taken within a round and the
+        # median over rounds is reported.
         nport = free_port()
         nghttpd = Proc(["nghttpd", "--no-tls", "-d", tmp, str(nport)], nport)
-        base = h2load(f"http://127.0.0.1:{nport}/small.txt", args.seconds)
-        nghttpd.stop()
-
         aport = free_port()
         apus = Proc([APUS, "serve", "--port", str(aport), "--threads", "1", "--model-repository", repo, "--log-level", "warning"], aport)
-        health = h2load(f"http://127.0.0.1:{aport}/v2/health/live", args.seconds)
-        logreg = h2load(f"http://127.0.0.1:{aport}/v2/models/logreg/infer", args.seconds, body=pb1, headers=pbh)
-        rf = h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh)
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append({
+                "nghttpd": h2load(f"http://127.0.0.1:{nport}/small.txt", args.seconds),
+                "health": h2load(f"http://127.0.0.1:{aport}/v2/health/live", args.seconds),
+                "logreg": h2load(f"http://127.0.0.1:{aport}/v2/models/logreg/infer", args.seconds, body=pb1, headers=pbh),
+                "rf": h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh),
+            })
+        nghttpd.stop()
+        middle = sorted(rounds, key=lambda r: r["health"]["rps"] / r["nghttpd"]["rps"])[len(rounds) // 2]
+        base, health, logreg, rf = middle["nghttpd"], middle["health"], middle["logreg"], middle["rf"]
         # Dynamic batching: 64 concurrent single-row streams on the MLP.
         batched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
         unbatched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp1/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
@@ -199,15 +207,18 @@ def main():
                                  "--inputs", os.path.join(ZOO, "rf_binary/inputs.npy"), "--batches", "1", "--seconds", str(min(args.seconds, 3))],
                                 capture_output=True, text=True, check=True).stdout
         kernel_rows = json.loads(kernel.strip().splitlines()[-1])["rows_per_s"]
-        t_ng = 1 / base["rps"]
-        t_rf = 1 / rf["rps"]
         t_kernel = 1 / kernel_rows
+        def median(values):
+            return sorted(values)[len(values) // 2]
+        # Per round: rf's time per request over nghttpd's, against the 1.3x kernel allowance.
+        rf_added = median([1 / r["rf"]["rps"] - 1 / r["nghttpd"]["rps"] for r in rounds])
         results.update({
+            "rounds": [{k: v["rps"] for k, v in r.items()} for r in rounds],
             "nghttpd_small_file": base, "apus_health": health, "apus_logreg_pb": logreg, "apus_rf_pb": rf,
-            "ratio_health_vs_nghttpd": health["rps"] / base["rps"],
-            "ratio_logreg_vs_nghttpd": logreg["rps"] / base["rps"],
-            "rf_time_per_request_us": t_rf * 1e6, "nghttpd_time_per_request_us": t_ng * 1e6, "rf_kernel_row_us": t_kernel * 1e6,
-            "rf_budget_us": (t_ng + 1.3 * t_kernel) * 1e6, "rf_within_budget": t_rf <= t_ng + 1.3 * t_kernel,
+            "ratio_health_vs_nghttpd": median([r["health"]["rps"] / r["nghttpd"]["rps"] for r in rounds]),
+            "ratio_logreg_vs_nghttpd": median([r["logreg"]["rps"] / r["nghttpd"]["rps"] for r in rounds]),
+            "rf_time_per_request_us": 1e6 / rf["rps"], "nghttpd_time_per_request_us": 1e6 / base["rps"], "rf_kernel_row_us": t_kernel * 1e6,
+            "rf_over_nghttpd_us": rf_added * 1e6, "rf_allowance_us": 1.3 * t_kernel * 1e6, "rf_within_budget": rf_added <= 1.3 * t_kernel,
             "mlp_64_streams_batched": batched, "mlp_64_streams_max_batch_1": unbatched,
             "batching_gain": batched["rps"] / unbatched["rps"],
             "mlp_1_stream_p50_us_batched": one_b, "mlp_1_stream_p50_us_max_batch_1": one_u,

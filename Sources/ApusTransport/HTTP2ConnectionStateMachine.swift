@@ -40,6 +40,9 @@ struct HTTP2ConnectionStateMachine {
         var body: [UInt8] = []
         var rejection: (status: Int, message: String)?
         var requestTaken = false
+        /// The content-length field's value as a number (nil: none, or not a number), read as the
+        /// field arrives so the limit check needs no lookup.
+        var declaredLength: Int?
     }
 
     enum DrainState: Equatable { case active, noticeSent, finalGoAwaySent, closed }
@@ -50,9 +53,11 @@ struct HTTP2ConnectionStateMachine {
     static let enhanceYourCalm: UInt32 = 0xb
 
     let limits: TransportLimits
-    /// Open streams, oldest first. At most MAX_CONCURRENT_STREAMS (100 by default) entries, so a
-    /// linear scan from the newest end beats hashing, and entries mutate in place (no copy-on-write
-    /// of header arrays per header field).
+    /// Open streams, in no particular order (a closed stream's slot takes the last entry: answers
+    /// finish roughly oldest first, and closing the oldest by shifting every later entry down was
+    /// a memmove of kilobytes per request). At most MAX_CONCURRENT_STREAMS (100 by default)
+    /// entries, so a linear scan beats hashing, and entries mutate in place (no copy-on-write of
+    /// header arrays per header field).
     private(set) var streams: [Stream] = []
     /// `streams[i].id` for every i, kept alongside: the scan for a stream (once per nghttp2
     /// callback) reads four bytes an entry instead of walking the entries themselves.
@@ -121,9 +126,27 @@ struct HTTP2ConnectionStateMachine {
             default: break
             }
         } else {
+            if name.count == 14, name[0] == UInt8(ascii: "c"), name.elementsEqual("content-length".utf8) {
+                streams[i].declaredLength = Self.decimal(value)
+            }
             // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
             streams[i].fields.appendLowercased(name: strings.string(name), value: strings.string(value))
         }
+    }
+
+    /// A non-negative decimal number, or nil (empty, other bytes, or beyond Int).
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !bytes.isEmpty else { return nil }
+        var n = 0
+        for byte in bytes {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times10, o1) = n.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int(digit))
+            if o1 || o2 { return nil }
+            n = sum
+        }
+        return n
     }
 
     /// The common methods as literals (free to hand out); others decoded.
@@ -150,7 +173,7 @@ struct HTTP2ConnectionStateMachine {
             streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: rejection.status, message: rejection.message)
         }
-        if let length = streams[i].fields["content-length"], let n = Int(length), n > limits.maxBodyBytes {
+        if let n = streams[i].declaredLength, n > limits.maxBodyBytes {
             streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
@@ -199,8 +222,10 @@ struct HTTP2ConnectionStateMachine {
         var pending = false
         if let i = index(of: id) {
             pending = streams[i].phase == .dispatched
-            streams.remove(at: i)
-            ids.remove(at: i)
+            streams.swapAt(i, streams.count - 1)
+            streams.removeLast()
+            ids.swapAt(i, ids.count - 1)
+            ids.removeLast()
         }
         if streams.isEmpty { idleSince = now }
         if drain == .finalGoAwaySent && streams.isEmpty {

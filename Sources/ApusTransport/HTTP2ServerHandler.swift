@@ -29,8 +29,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var session: OpaquePointer?
     private var machine: HTTP2ConnectionStateMachine
     private var pending: [HTTP2ConnectionStateMachine.Action] = []
-    /// Per-stream I/O state (the request's cancellation handle, the answer's unsent body); a small
-    /// array for the same reason as the state machine's stream table.
+    /// Per-stream I/O state (the request's cancellation handle, the answer's unsent body), in no
+    /// particular order; a small array for the same reason as the state machine's stream table.
     private var streamIO: [StreamIO] = []
     /// Reused for every response's header block (it keeps its memory).
     private var headerScratch = NGHTTP2HeaderList()
@@ -53,6 +53,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var junkTripped = false
     /// Streams counted in `stats` as open on this connection.
     private var liveStreams = 0
+    /// Streams opened and closed since the shared counters were last updated: they are updated
+    /// once per flush, not per stream (three atomic operations per request saved).
+    private var unpublishedOpened = 0
+    private var unpublishedClosed = 0
     /// Inside `channelRead`: answers wait for its single flush at the end.
     private var holdingFlush = false
     private var readPending = false
@@ -130,6 +134,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         for io in streamIO { io.context?.cancel() }
         streamIO.removeAll()
         // nghttp2_session_del does not report the streams it drops: take them off the gauge here.
+        publishStreamCounts()
         stats.streamsClosed(liveStreams)
         liveStreams = 0
         if let session {
@@ -171,6 +176,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         let resetBurst = limits.maxJunkFrames > 0 ? UInt64(limits.maxJunkFrames) + 100 : 1000
         nghttp2_option_set_stream_reset_rate_limit(option, resetBurst, 33)
         nghttp2_option_set_max_deflate_dynamic_table_size(option, 4096)
+        // RFC 7540 priorities are deprecated (RFC 9113 5.3) and unused here: nghttp2 then keeps
+        // no dependency tree and no closed streams for it (work per stream on every request).
+        nghttp2_option_set_no_closed_streams(option, 1)
         for type in UInt8(10)...UInt8(255) { nghttp2_option_set_user_recv_extension_type(option, type) }
 
         var created: OpaquePointer?
@@ -191,6 +199,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: UInt32(limits.maxConcurrentStreams)),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(limits.streamWindowBytes)),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(limits.maxHeaderListBytes)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         let srv = nghttp2_submit_settings(created, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         guard srv == 0 else { throw ApusError(.internalError, "nghttp2_submit_settings failed: \(Self.errorString(srv))") }
@@ -354,7 +363,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     fileprivate func onBeginHeaders(streamID: Int32) {
         machine.streamOpened(streamID, now: now)
         liveStreams += 1
-        stats.streamsOpened(1)
+        unpublishedOpened += 1
     }
 
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
@@ -379,12 +388,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
         if liveStreams > 0 {
             liveStreams -= 1
-            stats.streamsClosed(1)
+            unpublishedClosed += 1
         }
         let (wasPending, action) = machine.streamClosed(streamID, now: now)
         if let i = ioIndex(streamID) {
             if wasPending { streamIO[i].context?.cancel() }
-            streamIO.remove(at: i)
+            // Order does not matter: the last entry takes the slot (no shift of later entries).
+            streamIO.swapAt(i, streamIO.count - 1)
+            streamIO.removeLast()
         }
         if errorCode == 0 { machine.responseCompleted() }
         if let action { pending.append(action) }
@@ -534,7 +545,16 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     /// Moves everything nghttp2 wants to send into one buffer and writes it, unless the channel is
     /// not writable (then nghttp2 keeps it until `channelWritabilityChanged`).
+    private func publishStreamCounts() {
+        if unpublishedOpened > 0 { stats.streamsOpened(unpublishedOpened) }
+        if unpublishedClosed > 0 { stats.streamsClosed(unpublishedClosed) }
+        unpublishedOpened = 0
+        unpublishedClosed = 0
+    }
+
     private func flush() {
+        // After the write: streams close while nghttp2 serializes their last frame.
+        defer { publishStreamCounts() }
         guard let session, let context, context.channel.isWritable || closing else { return }
         let buffer: ByteBuffer?
         let bodyBytesBefore = bodyBytesSent

@@ -48,6 +48,26 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         }
     }
 
+    func testStreamsClosedInAnyOrderLeaveTheOthersIntact() {
+        var machine = Machine(limits: limits(), now: 0)
+        for id in [1, 3, 5, 7, 9] as [Int32] {
+            machine.streamOpened(id, now: 0)
+            machine.headerReceived(id, name: ":method", value: "GET")
+            machine.headerReceived(id, name: ":path", value: "/s\(id)")
+        }
+        XCTAssertFalse(machine.streamClosed(1, now: 0).wasPending)
+        XCTAssertFalse(machine.streamClosed(7, now: 0).wasPending)
+        for id in [9, 3, 5] as [Int32] {
+            XCTAssertEqual(machine.headersComplete(id, endStream: true, now: 0), .dispatch(streamID: id))
+            XCTAssertEqual(machine.takeRequest(id)?.path, "/s\(id)")
+        }
+        XCTAssertNil(machine.takeRequest(7), "a closed stream is gone")
+        XCTAssertTrue(machine.streamClosed(3, now: 0).wasPending)
+        XCTAssertTrue(machine.answerSubmitted(9))
+        XCTAssertTrue(machine.answerSubmitted(5))
+        XCTAssertEqual(machine.streams.map(\.id).sorted(), [5, 9])
+    }
+
     func testBodyArrivesInChunksAndDispatchesAtEndStream() {
         var machine = Machine(limits: limits(), now: 0)
         machine.streamOpened(3, now: 0)

@@ -100,6 +100,17 @@ def test_h2load_100000_requests_4_connections_32_streams_all_succeed(shared_serv
     assert result.returncode == 0, out
 
 
+def test_stream_gauges_count_every_stream_and_return_to_zero_once_answers_are_sent(start_server):
+    server = start_server()
+    result = subprocess.run(["h2load", "-n", "3000", "-c", "2", "-m", "16", server.url + LIVE], capture_output=True, timeout=60, check=False)
+    assert "3000 succeeded, 0 failed" in result.stdout.decode(), result.stdout.decode()
+    # Plain HTTP/1.1 scrapes: they open no HTTP/2 stream themselves.
+    metrics = subprocess.run(["curl", "-s", server.url + "/metrics"], capture_output=True, text=True, timeout=10, check=True).stdout
+    values = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(apus_http2_streams_\w+) (\S+)$", metrics, re.M)}
+    assert values.get("apus_http2_streams_total") == 3000, values
+    assert values.get("apus_http2_streams_open") == 0, values
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. HTTP/2 preface, SETTINGS and HEADERS in arbitrary splits
 # ---------------------------------------------------------------------------------------------
