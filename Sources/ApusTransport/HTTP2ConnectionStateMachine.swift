@@ -91,15 +91,16 @@ struct HTTP2ConnectionStateMachine {
         }
     }
 
-    private mutating func append(_ stream: consuming Stream) {
+    private mutating func append(_ stream: Stream) {
         ids.append(stream.id)
         streams.append(stream)
     }
 
     mutating func streamOpened(_ id: Int32, now: Int64) {
-        var stream = Stream(id: id, openedAt: now)
-        stream.fields.reserveCapacity(8)
-        append(consume stream)
+        // Built in its slot: a local copy moved in cost a copy and a destroy of the whole entry.
+        ids.append(id)
+        streams.append(Stream(id: id, openedAt: now))
+        streams[streams.count - 1].fields.reserveCapacity(8)
         idleSince = nil
     }
 
@@ -130,7 +131,7 @@ struct HTTP2ConnectionStateMachine {
                 streams[i].declaredLength = Self.decimal(value)
             }
             // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
-            streams[i].fields.appendLowercased(name: strings.string(name), value: strings.string(value))
+            streams[i].fields.appendLowercased(name: strings.name(name), value: strings.string(value))
         }
     }
 

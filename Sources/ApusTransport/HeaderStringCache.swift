@@ -16,6 +16,25 @@ struct HeaderStringCache {
         self.capacity = capacity
     }
 
+    /// Field names clients send on most requests, and the ones Apus reads: handed out as
+    /// literals (no decoding, no allocation). Lower case, as HTTP/2 carries them; grouped by
+    /// length so a name is compared with at most a couple of candidates.
+    private static let knownNames: [[(bytes: [UInt8], name: String)]] = {
+        let names = ["accept", "accept-encoding", "apus-routing-key", "apus-timeout-ms", "content-encoding", "content-length",
+                     "content-type", "inference-header-content-length", "te", "user-agent", "x-request-id"]
+        var byLength = [[(bytes: [UInt8], name: String)]](repeating: [], count: 32)
+        for name in names { byLength[name.utf8.count].append((Array(name.utf8), name)) }
+        return byLength
+    }()
+
+    /// A field name: a literal for the known ones, else as `string(_:)`.
+    mutating func name(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        if bytes.count < Self.knownNames.count, let base = bytes.baseAddress {
+            for known in Self.knownNames[bytes.count] where memcmp(known.bytes, base, bytes.count) == 0 { return known.name }
+        }
+        return string(bytes)
+    }
+
     mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         guard bytes.count > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
         // Lengths first (stored in the string, no copy), bytes only for an equal length.

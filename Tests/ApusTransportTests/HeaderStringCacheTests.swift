@@ -26,4 +26,12 @@ final class HeaderStringCacheTests: XCTestCase {
             for v in values { XCTAssertEqual(string(&cache, v), v) }
         }
     }
+
+    func testNamesComeBackEqualWhetherKnownOrNot() {
+        var cache = HeaderStringCache(capacity: 2)
+        for name in ["user-agent", "content-type", "x-request-id", "te", "x-custom", "a-long-custom-field-name", "user-agenT", ""] {
+            var bytes = name
+            XCTAssertEqual(bytes.withUTF8 { cache.name($0) }, name)
+        }
+    }
 }
