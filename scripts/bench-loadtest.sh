@@ -43,14 +43,11 @@ capture() { if [ -n "${NO_WIRE:-}" ] || ! command -v tcpdump >/dev/null; then "$
   local out=$1; shift
   tcpdump -i lo -s 0 -B 65536 --time-stamp-precision=nano -w "$out" "tcp port $port" 2>/dev/null & local dump=$!
   sleep 0.5; "$@"; sleep 0.3; kill -INT $dump; wait $dump 2>/dev/null || true; }
-for i in $(seq "$rounds"); do
-  capture "$work/h2-$i.pcap" taskset -c 1 h2load -c "$conns" -m 1 --rps $((rate / conns)) -D "$seconds" --warm-up-time 1 --log-file "$work/h2-$i.log" "$url" >/dev/null
-  capture "$work/lt-$i.pcap" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections "$conns" --streams 1 --rate "$rate" \
-    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/lt-$i.json" >/dev/null
-done
-python3 - "$work" "$rounds" "$port" <<'PY'
+# Percentiles of each pair of runs named $1-h2-N.log (h2load) and $1-lt-N.json (apus-loadtest),
+# with the wire's when a capture $1-...pcap exists; the median ratio over the rounds.
+summarize() { python3 - "$work" "$rounds" "$port" "$1" <<'PY'
 import json, os, statistics, subprocess, sys
-work, rounds, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, rounds, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def h2load(path):
     rows = [l.split("\t") for l in open(path) if l.strip()]
     warm = min(int(r[0]) for r in rows) + 1_000_000  # its log includes the warm-up second
@@ -70,9 +67,9 @@ own = {"h2load": {k: [] for k in keys}, "apus-loadtest": {k: [] for k in keys}}
 print("microseconds from the HEADERS frame's serialization to the stream's close (h2load's measuring points; apus-loadtest's service time)")
 print(f"{'round':>5} {'':>4} {'h2load':>8} {'apus-lt':>8} {'ratio':>6}   {'wire under h2load':>17} {'wire under apus-lt':>18}")
 for i in range(1, rounds + 1):
-    a = h2load(f"{work}/h2-{i}.log")
-    b = json.load(open(f"{work}/lt-{i}.json"))["phases"][0]["report"]["service_time"]
-    wa, wb = wire(f"{work}/h2-{i}.pcap"), wire(f"{work}/lt-{i}.pcap")
+    a = h2load(f"{work}/{name}-h2-{i}.log")
+    b = json.load(open(f"{work}/{name}-lt-{i}.json"))["phases"][0]["report"]["service_time"]
+    wa, wb = wire(f"{work}/{name}-h2-{i}.pcap"), wire(f"{work}/{name}-lt-{i}.pcap")
     for k in keys:
         ratios[k].append(b[k] / a[k])
         if wa and wb:
@@ -80,34 +77,25 @@ for i in range(1, rounds + 1):
             own["apus-loadtest"][k].append(b[k] - wb[k])
         w = f"{wa[k]:>17.1f} {wb[k]:>18.1f}" if wa and wb else ""
         print(f"{i:>5} {k[:-3]:>4} {a[k]:>8.1f} {b[k]:>8.1f} {b[k] / a[k]:>6.2f}   {w}")
-print("median ratio apus-loadtest/h2load over the rounds: " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
+print(f"median ratio apus-loadtest/h2load over the rounds ({name}): " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
 if own["h2load"]["p50_us"]:
     for tool, values in own.items():
         print(f"{tool} over the wire (its number minus the wire's, median over the rounds, us): " + ", ".join(f"{k[:-3]} {statistics.median(v):+.1f}" for k, v in values.items()))
 PY
+}
+for i in $(seq "$rounds"); do
+  capture "$work/alternated-h2-$i.pcap" taskset -c 1 h2load -c "$conns" -m 1 --rps $((rate / conns)) -D "$seconds" --warm-up-time 1 --log-file "$work/alternated-h2-$i.log" "$url" >/dev/null
+  capture "$work/alternated-lt-$i.pcap" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections "$conns" --streams 1 --rate "$rate" \
+    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/alternated-lt-$i.json" >/dev/null
+done
+summarize alternated
 echo "== the same, both tools at the same moment: each on its own connection at $((rate / 2)) req/s, $rounds rounds"
 # Runs minutes apart meet different stalls of this machine (the wire columns above show the
 # server's own latency moving between runs); run together, both see the same ones.
 for i in $(seq "$rounds"); do
-  taskset -c 1 h2load -c 1 -m 1 --rps $((rate / 2)) -D "$seconds" --warm-up-time 1 --log-file "$work/both-h2-$i.log" "$url" >/dev/null & h2=$!
+  taskset -c 1 h2load -c 1 -m 1 --rps $((rate / 2)) -D "$seconds" --warm-up-time 1 --log-file "$work/together-h2-$i.log" "$url" >/dev/null & h2=$!
   taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 1 --streams 1 --rate $((rate / 2)) \
-    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/both-lt-$i.json" >/dev/null
+    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/together-lt-$i.json" >/dev/null
   wait $h2
 done
-python3 - "$work" "$rounds" <<'PY'
-import json, statistics, sys
-work, rounds = sys.argv[1], int(sys.argv[2])
-keys = ("p50_us", "p90_us", "p99_us", "mean_us")
-ratios = {k: [] for k in keys}
-for i in range(1, rounds + 1):
-    rows = [l.split("\t") for l in open(f"{work}/both-h2-{i}.log") if l.strip()]
-    warm = min(int(r[0]) for r in rows) + 1_000_000
-    d = sorted(int(r[2]) for r in rows if int(r[0]) >= warm and r[1] == "200")
-    a = {f"p{p}_us": d[min(len(d) - 1, int(p / 100 * len(d)))] for p in (50, 90, 99)}
-    a["mean_us"] = sum(d) / len(d)
-    b = json.load(open(f"{work}/both-lt-{i}.json"))["phases"][0]["report"]["service_time"]
-    print(f"{i:>5} " + "  ".join(f"{k[:-3]} {a[k]:.0f}/{b[k]:.0f} ({b[k] / a[k]:.2f})" for k in keys) + "   (h2load/apus-loadtest, us)")
-    for k in keys:
-        ratios[k].append(b[k] / a[k])
-print("median ratio apus-loadtest/h2load, same moment: " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
-PY
+summarize together

@@ -39,6 +39,7 @@ struct HTTP2ConnectionStateMachine {
         var fields = HTTPFields()
         var body: [UInt8] = []
         var rejection: (status: Int, message: String)?
+        /// `takeRequest` handed the request out (the stream stays until it closes).
         var requestTaken = false
         /// The content-length field's value as a number (nil: none, or not a number), read as the
         /// field arrives so the limit check needs no lookup.

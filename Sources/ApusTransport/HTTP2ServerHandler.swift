@@ -543,8 +543,6 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     // MARK: Outbound
 
-    /// Moves everything nghttp2 wants to send into one buffer and writes it, unless the channel is
-    /// not writable (then nghttp2 keeps it until `channelWritabilityChanged`).
     private func publishStreamCounts() {
         if unpublishedOpened > 0 { stats.streamsOpened(unpublishedOpened) }
         if unpublishedClosed > 0 { stats.streamsClosed(unpublishedClosed) }
@@ -552,6 +550,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         unpublishedClosed = 0
     }
 
+    /// Moves everything nghttp2 wants to send into one buffer and writes it, unless the channel is
+    /// not writable (then nghttp2 keeps it until `channelWritabilityChanged`).
     private func flush() {
         // After the write: streams close while nghttp2 serializes their last frame.
         defer { publishStreamCounts() }

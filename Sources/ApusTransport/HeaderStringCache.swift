@@ -22,7 +22,7 @@ struct HeaderStringCache {
     private static let knownNames: [[(bytes: [UInt8], name: String)]] = {
         let names = ["accept", "accept-encoding", "apus-routing-key", "apus-timeout-ms", "content-encoding", "content-length",
                      "content-type", "inference-header-content-length", "te", "user-agent", "x-request-id"]
-        var byLength = [[(bytes: [UInt8], name: String)]](repeating: [], count: 32)
+        var byLength = [[(bytes: [UInt8], name: String)]](repeating: [], count: (names.map(\.utf8.count).max() ?? 0) + 1)
         for name in names { byLength[name.utf8.count].append((Array(name.utf8), name)) }
         return byLength
     }()
