@@ -26,9 +26,11 @@ public struct ClientResponse: Sendable {
     public var status: Int
     public var headers: HTTPFields
     public var body: [UInt8]
-    /// When the request's HEADERS frame was serialized for the socket and when the stream closed
-    /// (monotonic uptime nanoseconds, taken inside nghttp2's callbacks): the request's time on
-    /// the wire and at the server, measured where h2load measures it.
+    /// When the request's HEADERS frame was serialized for the socket, and when the socket read
+    /// that completed the answer reached the client (monotonic uptime nanoseconds): the request's
+    /// time on the wire and at the server. The send is stamped where h2load stamps it; the close
+    /// at the read rather than after parsing it, so the client's own work on the answer (and on
+    /// the other answers of that read) is not counted.
     public var sentAtNanos: UInt64 = 0
     public var closedAtNanos: UInt64 = 0
 
@@ -149,6 +151,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private var session: OpaquePointer?
     private var streams: [Int32: Stream] = [:]
+    /// When the socket read being parsed reached the handler (0 outside `channelRead`): answers
+    /// it completes are stamped with it.
+    private var readAt: UInt64 = 0
     private var context: ChannelHandlerContext?
     private let streamWindow: Int
     private(set) var goAwayReceived = false
@@ -265,6 +270,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session else { return }
+        readAt = NIODeadline.now().uptimeNanoseconds
+        defer { readAt = 0 }
         let buffer = unwrapInboundIn(data)
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
             guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
@@ -356,7 +363,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if errorCode == 0, stream.status > 0 {
             let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,
-                                          sentAtNanos: stream.sentAt, closedAtNanos: NIODeadline.now().uptimeNanoseconds)
+                                          sentAtNanos: stream.sentAt, closedAtNanos: readAt > 0 ? readAt : NIODeadline.now().uptimeNanoseconds)
             finished.append((stream.completion, .success(response)))
         } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
             finished.append((stream.completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))

@@ -236,7 +236,7 @@ final class ConnectionDriver {
             let service = now - min(sent, now)
             switch result {
             case .success(let response):
-                // Service time where h2load takes it: HEADERS serialized -> stream closed.
+                // Service time: HEADERS serialized -> the socket read that completed the answer.
                 recorder.record(latencyNanos: now - intended, serviceNanos: response.serviceNanos ?? service, status: response.status,
                                 variant: response.headers["apus-variant"], version: response.headers["apus-model-version"])
             case .failure(let error):
