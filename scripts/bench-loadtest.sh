@@ -43,13 +43,18 @@ capture() { local out=$1; shift
   if [ -n "${NO_WIRE:-}" ] || ! command -v tcpdump >/dev/null; then "$@"; return; fi
   tcpdump -i lo -s 0 -B 65536 --time-stamp-precision=nano -w "$out" "tcp port $port" 2>/dev/null & local dump=$!
   sleep 0.5; "$@"; sleep 0.3; kill -INT $dump; wait $dump 2>/dev/null || true; }
-# Percentiles of each pair of runs named $1-h2-N.log (h2load) and $1-lt-N.json (apus-loadtest),
-# with the wire's when a capture $1-...pcap exists; the median ratio over the rounds. (Running
+for i in $(seq "$rounds"); do
+  capture "$work/run-h2-$i.pcap" taskset -c 1 h2load -c "$conns" -m 1 --rps $((rate / conns)) -D "$seconds" --warm-up-time 1 --log-file "$work/run-h2-$i.log" "$url" >/dev/null
+  capture "$work/run-lt-$i.pcap" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections "$conns" --streams 1 --rate "$rate" \
+    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/run-lt-$i.json" >/dev/null
+done
+# Percentiles of each pair of runs (run-h2-N.log from h2load, run-lt-N.json from apus-loadtest),
+# with the wire's when a capture run-...pcap exists; the median ratio over the rounds. (Running
 # both tools at the same moment was tried to share the machine's stalls: on one core they delay
 # each other's reads, which biased the comparison more than the stalls did.)
-summarize() { python3 - "$work" "$rounds" "$port" "$1" <<'PY'
+python3 - "$work" "$rounds" "$port" <<'PY'
 import json, os, statistics, subprocess, sys
-work, rounds, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+work, rounds, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def h2load(path):
     rows = [l.split("\t") for l in open(path) if l.strip()]
     warm = min(int(r[0]) for r in rows) + 1_000_000  # its log includes the warm-up second
@@ -69,9 +74,9 @@ own = {"h2load": {k: [] for k in keys}, "apus-loadtest": {k: [] for k in keys}}
 print("microseconds from the HEADERS frame's serialization to the answer (h2load: its stream-close callback; apus-loadtest's service time: the socket read that completed it)")
 print(f"{'round':>5} {'':>4} {'h2load':>8} {'apus-lt':>8} {'ratio':>6}   {'wire under h2load':>17} {'wire under apus-lt':>18}")
 for i in range(1, rounds + 1):
-    a = h2load(f"{work}/{name}-h2-{i}.log")
-    b = json.load(open(f"{work}/{name}-lt-{i}.json"))["phases"][0]["report"]["service_time"]
-    wa, wb = wire(f"{work}/{name}-h2-{i}.pcap"), wire(f"{work}/{name}-lt-{i}.pcap")
+    a = h2load(f"{work}/run-h2-{i}.log")
+    b = json.load(open(f"{work}/run-lt-{i}.json"))["phases"][0]["report"]["service_time"]
+    wa, wb = wire(f"{work}/run-h2-{i}.pcap"), wire(f"{work}/run-lt-{i}.pcap")
     for k in keys:
         ratios[k].append(b[k] / a[k])
         if wa and wb:
@@ -79,15 +84,8 @@ for i in range(1, rounds + 1):
             own["apus-loadtest"][k].append(b[k] - wb[k])
         w = f"{wa[k]:>17.1f} {wb[k]:>18.1f}" if wa and wb else ""
         print(f"{i:>5} {k[:-3]:>4} {a[k]:>8.1f} {b[k]:>8.1f} {b[k] / a[k]:>6.2f}   {w}")
-print(f"median ratio apus-loadtest/h2load over the rounds ({name}): " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
+print(f"median ratio apus-loadtest/h2load over the rounds: " + ", ".join(f"{k[:-3]} {statistics.median(v):.2f}" for k, v in ratios.items()))
 if own["h2load"]["p50_us"]:
     for tool, values in own.items():
         print(f"{tool} over the wire (its number minus the wire's, median over the rounds, us): " + ", ".join(f"{k[:-3]} {statistics.median(v):+.1f}" for k, v in values.items()))
 PY
-}
-for i in $(seq "$rounds"); do
-  capture "$work/alternated-h2-$i.pcap" taskset -c 1 h2load -c "$conns" -m 1 --rps $((rate / conns)) -D "$seconds" --warm-up-time 1 --log-file "$work/alternated-h2-$i.log" "$url" >/dev/null
-  capture "$work/alternated-lt-$i.pcap" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections "$conns" --streams 1 --rate "$rate" \
-    --timer-resolution-us 10000 --warmup 1 --duration "$seconds" --quiet --json "$work/alternated-lt-$i.json" >/dev/null
-done
-summarize alternated

@@ -391,7 +391,9 @@ public struct InferenceRoutes: Sendable {
             response.headers.appendLowercased(name: "allow", value: "POST")
             return writer.complete(response)
         }
-        let finish = reporter(writer, model: model, known: service.repository.snapshot.models[model] != nil)
+        // One snapshot for the whole request, as in `infer`.
+        let snapshot = service.repository.snapshot
+        let finish = reporter(writer, model: model, known: snapshot.models[model] != nil)
         let requestID = request.headers["x-request-id"] ?? requestCounter.next()
         var common = HTTPFields()
         common.appendLowercased(name: "x-request-id", value: requestID)
@@ -404,7 +406,7 @@ public struct InferenceRoutes: Sendable {
             var routingKey = request.headers["apus-routing-key"]
             if case .string(let key)? = json["routing_key"] { routingKey = key }
             let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
-            let (served, variant, assignment) = try choose(probe, model: model, selector: nil, snapshot: service.repository.snapshot)
+            let (served, variant, assignment) = try choose(probe, model: model, selector: nil, snapshot: snapshot)
             if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
             guard served.compiled.inputs.count == 1, let input = served.compiled.inputs.first else {
                 throw ApusError(.badRequest, "model \(model) takes \(served.compiled.inputs.count) inputs; use /v2/models/\(model)/infer")

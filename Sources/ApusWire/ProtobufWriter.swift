@@ -10,12 +10,17 @@ struct ProtobufWriter {
     }
 
     mutating func varint(_ value: UInt64) {
+        Self.varintBytes(value) { bytes.append($0) }
+    }
+
+    /// The bytes of `value` as a varint, lowest group first, to `emit`.
+    private static func varintBytes(_ value: UInt64, _ emit: (UInt8) -> Void) {
         var v = value
         while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            emit(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        bytes.append(UInt8(v))
+        emit(UInt8(v))
     }
 
     static func varintSize(_ value: UInt64) -> Int {
@@ -69,12 +74,11 @@ struct ProtobufWriter {
         let start = bytes.count
         body(&self)
         let length = UInt64(bytes.count - start)
-        let size = Self.varintSize(length)
-        bytes.insert(contentsOf: repeatElement(0, count: size), at: start)
-        var v = length
-        for i in start..<(start + size) {
-            bytes[i] = UInt8(truncatingIfNeeded: v) | (i < start + size - 1 ? 0x80 : 0)
-            v >>= 7
+        bytes.insert(contentsOf: repeatElement(0, count: Self.varintSize(length)), at: start)
+        var i = start
+        Self.varintBytes(length) { byte in
+            bytes[i] = byte
+            i += 1
         }
     }
 }
