@@ -45,10 +45,13 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     /// The first value of the field called `name` (case-insensitive), if any.
     public subscript(_ name: String) -> String? {
-        // Callers almost always ask with a literal lower-case name: compare as given first.
-        for field in fields where field.name == name { return field.value }
-        let lower = Self.lowercased(name)
-        guard lower != name else { return nil }
+        // Callers almost always ask with a literal lower-case name: compare as given first,
+        // lengths before contents (a native string's UTF-8 count is stored; comparing two
+        // different long names went through the standard library's slow path).
+        let length = name.utf8.count
+        for field in fields where field.name.utf8.count == length && field.name == name { return field.value }
+        guard Self.hasUppercase(name) else { return nil }
+        let lower = name.lowercased()
         return fields.first { $0.name == lower }?.value
     }
 

@@ -139,18 +139,31 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The stream a callback is about: the last one looked up when it is the same (a response's
-    /// headers, data and close arrive together), else from the table.
+    /// headers, data and close arrive together), else through the slot nghttp2 keeps as the
+    /// stream's user data.
     private var recent: (id: Int32, stream: Stream)?
 
     private func stream(_ id: Int32) -> Stream? {
         if let recent, recent.id == id { return recent.stream }
-        guard let found = streams[id] else { return nil }
+        guard let slot = slot(of: id), let found = slots[slot] else { return nil }
         recent = (id, found)
         return found
     }
 
+    /// The slot of stream `id`: nghttp2 hands back the user data given at submit (slot + 1,
+    /// as a pointer's bits), so no table of ours is hashed per callback.
+    private func slot(of id: Int32) -> Int? {
+        guard let session, let data = nghttp2_session_get_stream_user_data(session, id) else { return nil }
+        let slot = Int(bitPattern: data) - 1
+        return slots.indices.contains(slot) ? slot : nil
+    }
+
     private var session: OpaquePointer?
-    private var streams: [Int32: Stream] = [:]
+    /// Requests in flight, by slot; freed slots are reused, so the table is as long as the most
+    /// requests ever in flight at once. Requests nghttp2 never opened a stream for (held back
+    /// by GOAWAY) stay until teardown fails them.
+    private var slots: [Stream?] = []
+    private var freeSlots: [Int] = []
     /// When the socket read being parsed reached the handler (0 outside `channelRead`): answers
     /// it completes are stamped with it.
     private var readAt: UInt64 = 0
@@ -203,14 +216,15 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func teardown(_ error: ApusError) {
         runFinished()
-        let pending = streams
-        streams.removeAll()
+        let pending = slots.compactMap { $0 }
+        slots.removeAll()
+        freeSlots.removeAll()
         recent = nil
         if let session {
             nghttp2_session_del(session)
             self.session = nil
         }
-        for (_, stream) in pending { stream.completion(.failure(error)) }
+        for stream in pending { stream.completion(.failure(error)) }
     }
 
     private func createSession() throws {
@@ -249,23 +263,43 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         headerScratch.append(":authority", request.authority)
         headerScratch.append(":path", request.path)
         if !request.body.isEmpty { headerScratch.append("content-length", decimal: request.body.count) }
-        for field in request.headers where field.name != "content-length" && field.name != "host" && field.name != "connection" {
+        for field in request.headers where !Self.isSetByClient(field.name) {
             headerScratch.append(field.name, field.value)
         }
         let hasBody = !request.body.isEmpty
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+        } else {
+            slot = slots.count
+            slots.append(nil)
+        }
+        let userData = UnsafeMutableRawPointer(bitPattern: slot + 1)
         let streamID = headerScratch.withNV { nv, count in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: clientReadBody)
-                return nghttp2_submit_request(session, nil, nv, count, &provider, nil)
+                return nghttp2_submit_request(session, nil, nv, count, &provider, userData)
             }
-            return nghttp2_submit_request(session, nil, nv, count, nil, nil)
+            return nghttp2_submit_request(session, nil, nv, count, nil, userData)
         }
         guard streamID > 0 else {
+            freeSlots.append(slot)
             completion(.failure(ApusError(.internalError, "nghttp2_submit_request failed: \(HTTP2ServerHandler.errorString(streamID))")))
             return
         }
-        streams[streamID] = Stream(requestBody: request.body, completion: completion)
+        slots[slot] = Stream(requestBody: request.body, completion: completion)
         if holdWrites == 0 { flush() }
+    }
+
+    /// Fields the client writes itself (content-length from the body; host and connection are not
+    /// HTTP/2 fields). Lengths first: this runs for every field of every request.
+    static func isSetByClient(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 14: return name == "content-length"
+        case 4: return name == "host"
+        case 10: return name == "connection"
+        default: return false
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -360,7 +394,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
         if recent?.id == streamID { recent = nil }
-        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        guard let slot = slot(of: streamID), let stream = slots[slot] else { return }
+        slots[slot] = nil
+        freeSlots.append(slot)
         if errorCode == 0, stream.status > 0 {
             let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,
                                           sentAtNanos: stream.sentAt, closedAtNanos: readAt > 0 ? readAt : NIODeadline.now().uptimeNanoseconds)

@@ -71,6 +71,23 @@ final class LoadTestTests: XCTestCase {
         XCTAssertEqual((report.json["variants"] as? [String: Int])?["canary"], 100)
     }
 
+    func testRecordersCountStatusesVersionsAndVariantsAcrossRunsAndMerges() {
+        var a = LoadRecorder(), b = LoadRecorder()
+        for version in ["1", "1", "2", "1", "2", "2", "2"] { a.record(latencyNanos: 10, status: 200, variant: nil, version: version) }
+        for status in [200, 429, 503, 429, 999] { b.record(latencyNanos: 10, status: status, variant: "canary", version: "2") }
+        b.record(latencyNanos: 10, status: nil, variant: nil, version: nil, error: "reset")
+        XCTAssertEqual(a.versions, ["1": 3, "2": 4])
+        a.merge(b)
+        XCTAssertEqual(a.versions, ["1": 3, "2": 9])
+        XCTAssertEqual(a.variants, ["canary": 5])
+        XCTAssertEqual(a.statuses, [200: 8, 429: 2, 503: 1, 999: 1])
+        XCTAssertEqual(a.succeeded, 8)
+        XCTAssertEqual(a.failed, 5)
+        a.record(latencyNanos: 10, status: 200, variant: "stable", version: "1")
+        XCTAssertEqual(a.versions, ["1": 4, "2": 9])
+        XCTAssertEqual(a.variants, ["canary": 5, "stable": 1])
+    }
+
     func testScenarioPhasesMustBeBounded() throws {
         let path = NSTemporaryDirectory() + "scenario-\(UUID().uuidString).json"
         try #"{"phases": [{"name": "forever", "rate": 10}]}"#.write(toFile: path, atomically: true, encoding: .utf8)

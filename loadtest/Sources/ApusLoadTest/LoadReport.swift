@@ -12,27 +12,37 @@ public struct LoadRecorder: Sendable {
     public var serviceTime = Histogram<UInt64>(highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: .three)
     public var succeeded = 0
     public var failed = 0
-    public var statuses: [Int: Int] = [:]
+    /// Answers by HTTP status (three digits, as the client parses them). Counted in an array:
+    /// hashing the status into a dictionary was a measurable share of a generator's request.
+    private var statusCounts = [Int](repeating: 0, count: 1000)
     /// Transport failures (reset, refused, connection lost) by message.
     public var errors: [String: Int] = [:]
-    public var variants: [String: Int] = [:]
-    public var versions: [String: Int] = [:]
+    private var variantTally = Tally()
+    private var versionTally = Tally()
 
     public init() {}
+
+    public var statuses: [Int: Int] {
+        var out: [Int: Int] = [:]
+        for (status, count) in statusCounts.enumerated() where count > 0 { out[status] = count }
+        return out
+    }
+    public var variants: [String: Int] { variantTally.counts }
+    public var versions: [String: Int] { versionTally.counts }
 
     /// `serviceNanos`: time since the actual send (nil: the same as `latencyNanos`).
     public mutating func record(latencyNanos: UInt64, serviceNanos: UInt64? = nil, status: Int?, variant: String?, version: String?, error: String? = nil) {
         _ = latency.record(max(1, latencyNanos))
         _ = serviceTime.record(max(1, serviceNanos ?? latencyNanos))
         if let status {
-            statuses[status, default: 0] += 1
+            if statusCounts.indices.contains(status) { statusCounts[status] += 1 }
             if (200..<300).contains(status) { succeeded += 1 } else { failed += 1 }
         } else {
             failed += 1
             errors[error ?? "transport error", default: 0] += 1
         }
-        if let variant { variants[variant, default: 0] += 1 }
-        if let version { versions[version, default: 0] += 1 }
+        if let variant { variantTally.add(variant) }
+        if let version { versionTally.add(version) }
     }
 
     public mutating func merge(_ other: LoadRecorder) {
@@ -40,10 +50,41 @@ public struct LoadRecorder: Sendable {
         serviceTime.add(other.serviceTime)
         succeeded += other.succeeded
         failed += other.failed
-        statuses.merge(other.statuses, uniquingKeysWith: +)
+        for (status, count) in other.statusCounts.enumerated() where count > 0 { statusCounts[status] += count }
         errors.merge(other.errors, uniquingKeysWith: +)
-        variants.merge(other.variants, uniquingKeysWith: +)
-        versions.merge(other.versions, uniquingKeysWith: +)
+        variantTally.merge(other.variantTally)
+        versionTally.merge(other.versionTally)
+    }
+
+    /// Counts by name, run-length first: consecutive answers mostly name the same version or
+    /// variant (the client hands out one string per distinct header value, so the comparison
+    /// is usually of one string with itself), and only a change of name touches the dictionary.
+    struct Tally: Sendable {
+        private var settled: [String: Int] = [:]
+        private var current: String?
+        private var run = 0
+
+        mutating func add(_ name: String) {
+            if name == current {
+                run += 1
+            } else {
+                if let current { settled[current, default: 0] += run }
+                current = name
+                run = 1
+            }
+        }
+
+        var counts: [String: Int] {
+            var out = settled
+            if let current { out[current, default: 0] += run }
+            return out
+        }
+
+        mutating func merge(_ other: Tally) {
+            settled = counts.merging(other.counts, uniquingKeysWith: +)
+            current = nil
+            run = 0
+        }
     }
 }
 
@@ -109,11 +150,12 @@ public struct LoadReport: Sendable {
         if !recorder.versions.isEmpty {
             lines.append("versions " + recorder.versions.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "  "))
         }
-        let answered = recorder.variants.values.reduce(0, +)
+        let variants = recorder.variants
+        let answered = variants.values.reduce(0, +)
         if answered > 0 {
             lines.append("variant  observed  configured")
-            for name in Set(recorder.variants.keys).union(configuredSplit.keys).sorted() {
-                let observed = Double(recorder.variants[name] ?? 0) / Double(answered)
+            for name in Set(variants.keys).union(configuredSplit.keys).sorted() {
+                let observed = Double(variants[name] ?? 0) / Double(answered)
                 let configured = configuredSplit[name].map { String(format: "%.2f%%", $0 * 100) } ?? "-"
                 lines.append(String(format: "  %@  %.2f%%  %@", name, observed * 100, configured))
             }
