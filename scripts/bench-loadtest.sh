@@ -12,12 +12,22 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/health/live" && break; sleep 0.1; done
 url="http://127.0.0.1:$port/v2/health/live"
-echo "== saturation, closed loop, 4 connections x 32 streams, ${seconds}s each"
-h2=$(taskset -c 1 h2load -c 4 -m 32 -D "$seconds" --warm-up-time 1 "$url" | grep -oE 'finished in [^,]+, [0-9.]+ req/s' | grep -oE '[0-9.]+ req/s' | cut -d' ' -f1)
-lt=$(taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --warmup 1 --duration "$seconds" --quiet --json - \
-     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["phases"][0]["report"]["throughput_rps"])')
-python3 -c "print(f'h2load {float(\"$h2\"):.0f} req/s, apus-loadtest {float(\"$lt\"):.0f} req/s, ratio {float(\"$lt\")/float(\"$h2\"):.2f}')"
-# Steadier on a noisy machine: each generator's own CPU time per request for a fixed count.
+rounds=${ROUNDS:-3}
+echo "== saturation, closed loop, 4 connections x 32 streams, ${seconds}s each, $rounds rounds, the two tools alternated"
+# The machine's speed drifts between runs, so the tools take turns and the median of the
+# per-round ratios is reported.
+ratios=()
+for i in $(seq "$rounds"); do
+  h2=$(taskset -c 1 h2load -c 4 -m 32 -D "$seconds" --warm-up-time 1 "$url" | grep -oE 'finished in [^,]+, [0-9.]+ req/s' | grep -oE '[0-9.]+ req/s' | cut -d' ' -f1)
+  lt=$(taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --warmup 1 --duration "$seconds" --quiet --json - 2>/dev/null \
+       | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["phases"][0]["report"]["throughput_rps"])')
+  ratio=$(python3 -c "print(f'{float(\"$lt\")/float(\"$h2\"):.3f}')")
+  ratios+=("$ratio")
+  python3 -c "print(f'round $i: h2load {float(\"$h2\"):.0f} req/s, apus-loadtest {float(\"$lt\"):.0f} req/s, ratio {float(\"$ratio\"):.2f}')"
+done
+python3 -c "import statistics, sys; v=[float(x) for x in sys.argv[1:]]; print(f'median ratio apus-loadtest/h2load at saturation: {statistics.median(v):.2f} (min {min(v):.2f}, max {max(v):.2f})')" "${ratios[@]}"
+# Steadier on a noisy machine: each generator's own CPU time per request for a fixed count
+# (what limits a generator on one core).
 n=${COUNT:-400000}
 cpu() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}" >/dev/null; awk -v n="$n" '{printf "%.2f", ($1 + $2) / n * 1e6}' "$1"; }
 tf=$(mktemp)
@@ -25,7 +35,7 @@ h2cpu=$(cpu "$tf" taskset -c 1 h2load -c 4 -m 32 -n "$n" "$url")
 ltcpu=$(cpu "$tf" taskset -c 1 .build/release/apus-loadtest --port "$port" --path /v2/health/live --connections 4 --streams 32 --requests "$n" --quiet)
 rm -f "$tf"
 python3 -c "print(f'generator CPU per request ({$n} requests): h2load {$h2cpu}us, apus-loadtest {$ltcpu}us, h2load/apus-loadtest {$h2cpu/$ltcpu:.2f}')"
-rate=${RATE:-5000}; conns=${CONNS:-1}; rounds=${ROUNDS:-3}
+rate=${RATE:-5000}; conns=${CONNS:-1}
 echo "== latency at equal offered load: $rate req/s on $conns connection(s) x 1 stream, $rounds rounds, the two tools alternated"
 # One stream per connection: each request goes out when the previous answer is back, so both
 # tools send the same sequence. h2load's --rps timer fires every max(10 ms, 1/rps) (h2load.cc:
