@@ -46,11 +46,11 @@ public final class OutcomeTracker: Sendable {
     struct State {
         var ring: [(id: String, key: Int, prediction: Prediction)?]
         var next = 0
-        /// Ring slot by the id's in-process hash (`String.hashValue`, seeded per process, so ids
+        /// Ring slots by the id's in-process hash (`String.hashValue`, seeded per process, so ids
         /// cannot be crafted to collide): integer keys keep the 100,000-entry table small and
-        /// spare a string comparison per probe. A lookup checks the slot's id, so a collision
-        /// can only forget the older of two ids, never join feedback to the wrong request.
-        var byID: [Int: Int] = [:]
+        /// spare a string comparison per probe. A lookup checks the slot's id, so ids with the
+        /// same hash are told apart and feedback never joins the wrong request.
+        var byID: SlotTable
         var byKey: [String: String] = [:]
         /// Routing keys in first-seen order, as a ring of `capacity` slots (the oldest is evicted
         /// in O(1); removing the first element of an array moved all 100,000 per request).
@@ -64,7 +64,8 @@ public final class OutcomeTracker: Sendable {
 
     public init(capacity: Int = 100_000) {
         self.capacity = max(1, capacity)
-        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity)), keyRing: Array(repeating: nil, count: max(1, capacity))))
+        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity)), byID: SlotTable(capacity: max(1, capacity)),
+                                  keyRing: Array(repeating: nil, count: max(1, capacity))))
     }
 
     /// The prediction an answer carries: a label output if there is one, else the first value.
@@ -85,12 +86,15 @@ public final class OutcomeTracker: Sendable {
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
     public func log(requestID: String, routingKey: String?, prediction: Prediction) {
         state.withLock { s in
-            if let old = s.ring[s.next], let slot = s.byID.removeValue(forKey: old.key), slot != s.next {
-                s.byID[old.key] = slot   // the key now belongs to a newer, colliding id
-            }
+            if let old = s.ring[s.next] { s.byID.remove(slot: s.next, key: old.key) }
             let key = requestID.hashValue
+            // An id logged again (a client reusing x-request-id) answers for its latest prediction.
+            if let earlier = s.byID.first(key: key, where: { s.ring[$0]?.id == requestID }) {
+                s.byID.remove(slot: earlier, key: key)
+                s.ring[earlier] = nil
+            }
             s.ring[s.next] = (requestID, key, prediction)
-            s.byID[key] = s.next
+            s.byID.insert(slot: s.next, key: key)
             s.next = (s.next + 1) % capacity
             if let routingKey {
                 if s.byKey[routingKey] == nil {
@@ -110,7 +114,7 @@ public final class OutcomeTracker: Sendable {
             guard let id = requestID ?? routingKey.flatMap({ s.byKey[$0] }) else {
                 throw ApusError(.notFound, routingKey.map { "no logged prediction for routing key \($0) (it may have expired)" } ?? "give request_id or routing_key")
             }
-            guard let slot = s.byID[id.hashValue], let entry = s.ring[slot], entry.id == id else {
+            guard let slot = s.byID.first(key: id.hashValue, where: { s.ring[$0]?.id == id }), let entry = s.ring[slot] else {
                 throw ApusError(.notFound, "no logged prediction for request id \(id) (it may have expired)")
             }
             guard entry.prediction.model == model else {
@@ -122,7 +126,7 @@ public final class OutcomeTracker: Sendable {
             totals.absoluteErrorSum += abs(entry.prediction.value - truth)
             s.totals[model, default: [:]][entry.prediction.variant] = totals
             // One feedback per prediction.
-            s.byID[entry.key] = nil
+            s.byID.remove(slot: slot, key: entry.key)
             s.ring[slot] = nil
             return entry.prediction
         }

@@ -100,6 +100,20 @@ final class OutcomeTrackerTests: XCTestCase {
         XCTAssertEqual(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u7", truth: 1).version, 1)
     }
 
+    func testAReusedRequestIDJoinsItsLatestPredictionAcrossManyRingWraps() throws {
+        let tracker = OutcomeTracker(capacity: 7)
+        for round in 0..<50 {
+            for i in 0..<5 { tracker.log(requestID: "r\(i)", routingKey: nil, prediction: prediction(round % 2 == 0 ? "stable" : "canary", 1)) }
+        }
+        // Round 49 was "canary": each id joins its newest entry, once.
+        for i in 0..<5 { XCTAssertEqual(try tracker.feedback(model: "churn", requestID: "r\(i)", routingKey: nil, truth: 1).variant, "canary") }
+        XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: "r0", routingKey: nil, truth: 1))
+        for i in 0..<1000 { tracker.log(requestID: "x\(i)", routingKey: nil, prediction: prediction("stable", 1)) }
+        XCTAssertNoThrow(try tracker.feedback(model: "churn", requestID: "x999", routingKey: nil, truth: 1))
+        XCTAssertNoThrow(try tracker.feedback(model: "churn", requestID: "x993", routingKey: nil, truth: 1))
+        XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: "x992", routingKey: nil, truth: 1))
+    }
+
     func testPredictionIsTheLabelForClassifiersAndTheValueForRegressors() throws {
         let classifier = InferResponse(model: "m", version: 1, id: nil, outputs: [
             .init(name: "label", tensor: try Tensor(shape: [1], data: .int64([2]))),
