@@ -45,14 +45,20 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     /// The first value of the field called `name` (case-insensitive), if any.
     public subscript(_ name: String) -> String? {
-        // Callers almost always ask with a literal lower-case name: compare as given first,
-        // lengths before contents (a native string's UTF-8 count is stored; comparing two
-        // different long names went through the standard library's slow path).
+        if let value = self[lowercased: name] { return value }
+        guard Self.hasUppercase(name) else { return nil }
+        return self[lowercased: name.lowercased()]
+    }
+
+    /// The first value of the field called `name`, which the caller guarantees is lower case
+    /// (a literal): no case scan of `name`. The request path looks up half a dozen usually
+    /// absent fields per request, and scanning each name for capitals cost more than the lookup.
+    public subscript(lowercased name: String) -> String? {
+        // Lengths before contents: a native string's UTF-8 count is stored, and comparing two
+        // different long names went through the standard library's slow path.
         let length = name.utf8.count
         for field in fields where field.name.utf8.count == length && field.name == name { return field.value }
-        guard Self.hasUppercase(name) else { return nil }
-        let lower = name.lowercased()
-        return fields.first { $0.name == lower }?.value
+        return nil
     }
 
     public var count: Int { fields.count }

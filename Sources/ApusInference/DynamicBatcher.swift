@@ -198,6 +198,13 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                                   queueWaitNanos: items.map { started &- $0.enqueuedAt }, computeNanos: finished &- started)
                 observer.inputsSeen(model: model, version: version, feeds: feeds)
             }
+            // Per output, the shape of a one-row slice, made once and shared by the batch's
+            // single-row requests (most of them).
+            let oneRow = items.count == 1 ? [] : outputs.map { output -> [Int] in
+                var shape = output.shape
+                if shape.isEmpty { shape = [1] } else { shape[0] = 1 }
+                return shape
+            }
             var start = 0
             for item in items {
                 let range = start..<(start + item.rows)
@@ -205,7 +212,11 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                 if items.count == 1 {
                     answer(item, .success(outputs))
                 } else {
-                    answer(item, .success(outputs.map { $0.shape.first == totalRows ? $0.rows(range) : $0 }))
+                    answer(item, .success(outputs.indices.map { k in
+                        let output = outputs[k]
+                        guard output.shape.first == totalRows else { return output }
+                        return item.rows == 1 ? output.rows(range, shape: oneRow[k]) : output.rows(range)
+                    }))
                 }
             }
         } catch {

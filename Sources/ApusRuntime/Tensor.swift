@@ -99,9 +99,16 @@ public struct RuntimeError: Error, Sendable, CustomStringConvertible, Equatable 
 extension Tensor {
     /// Rows `range` of a tensor whose first dimension is the batch.
     public func rows(_ range: Range<Int>) -> Tensor {
-        let width = shape.count >= 1 ? shape.dropFirst().reduce(1, *) : 1
         var newShape = shape
         if newShape.isEmpty { newShape = [range.count] } else { newShape[0] = range.count }
+        return rows(range, shape: newShape)
+    }
+
+    /// Rows `range`, given the slice's shape (this tensor's with `range.count` rows): a batch's
+    /// requests share one shape array instead of allocating one each.
+    public func rows(_ range: Range<Int>, shape newShape: [Int]) -> Tensor {
+        assert(newShape.first == range.count && newShape.dropFirst().elementsEqual(shape.dropFirst()), "shape of a slice")
+        let width = shape.count >= 1 ? shape.dropFirst().reduce(1, *) : 1
         let slice = (range.lowerBound * width)..<(range.upperBound * width)
         switch data {
         case .float32(let v): return Tensor(unchecked: newShape, .float32(Array(v[slice])))

@@ -90,10 +90,10 @@ public struct InferenceRoutes: Sendable {
         case ("POST", .infer):
             infer(request, context, writer, model: model, selector: selector)
         case ("GET", .none), ("HEAD", .none):
-            writer.complete(metadata(model: model, selector: selector, protobuf: MetadataCodec.wantsProtobuf(request.headers["accept"])))
+            writer.complete(metadata(model: model, selector: selector, protobuf: MetadataCodec.wantsProtobuf(request.headers[lowercased: "accept"])))
         case ("GET", .ready), ("HEAD", .ready):
             let ready = (try? service.resolve(model: model, selector: selector)) != nil
-            if MetadataCodec.wantsProtobuf(request.headers["accept"]) {
+            if MetadataCodec.wantsProtobuf(request.headers[lowercased: "accept"]) {
                 writer.complete(MetadataCodec.ready(name: model, ready: ready))
             } else {
                 writer.complete(.json(ready ? 200 : 503, "{\"name\":\(JSONString.quote(model)),\"ready\":\(ready)}"))
@@ -127,7 +127,7 @@ public struct InferenceRoutes: Sendable {
         let snapshot = service.repository.snapshot
         let known = snapshot.models[model] != nil
         let finish = reporter(writer, model: model, known: known)
-        let givenID = request.headers["x-request-id"]
+        let givenID = request.headers[lowercased: "x-request-id"]
         let requestID = givenID ?? requestCounter.next()
         var common = HTTPFields(capacity: 2)
         common.appendLowercased(name: "x-request-id", value: requestID)
@@ -136,8 +136,8 @@ public struct InferenceRoutes: Sendable {
                 throw ApusError(.notFound, "model \(model) is not in the repository")
             }
             let body = try Compression.decodeBody(request, limit: maxBodyBytes)
-            let format = try WireFormat.forRequest(contentType: request.headers["content-type"])
-            let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: format)
+            let format = try WireFormat.forRequest(contentType: request.headers[lowercased: "content-type"])
+            let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: format)
             var decoded = try format.decodeInferRequest(body, headers: request.headers, model: model, selector: selector)
             if decoded.id == nil {
                 decoded.id = requestID
@@ -146,19 +146,19 @@ public struct InferenceRoutes: Sendable {
                 common.replaceOrAdd(name: "x-request-id", value: id)
             }
             decoded.deadline = try Self.deadline(request.headers)
-            if let key = request.headers["apus-routing-key"] { decoded.routingKey = key }
+            if let key = request.headers[lowercased: "apus-routing-key"] { decoded.routingKey = key }
             let (served, variant, assignment) = try choose(decoded, model: model, selector: selector, snapshot: snapshot)
             if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
             // Outputs wanted as raw bytes (KServe's binary extension; JSON only).
             let binaryOutputs: Set<String>
             if format != .json {
                 binaryOutputs = []
-            } else if decoded.requestedOutputs.isEmpty, request.headers["inference-header-content-length"] != nil {
+            } else if decoded.requestedOutputs.isEmpty, request.headers[lowercased: "inference-header-content-length"] != nil {
                 binaryOutputs = Set(served.compiled.outputs.map(\.name))
             } else {
                 binaryOutputs = Set(decoded.requestedOutputs.filter(\.value).map(\.key))
             }
-            let acceptEncoding = request.headers["accept-encoding"]
+            let acceptEncoding = request.headers[lowercased: "accept-encoding"]
             let common = common
             if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: snapshot),
                let shadow = try? InferenceService.resolve(model: model, selector: shadowSelector, in: snapshot), shadow !== served {
@@ -186,7 +186,7 @@ public struct InferenceRoutes: Sendable {
             }
         } catch {
             let apusError = error as? ApusError ?? ApusError(.internalError, "\(error)")
-            let replyFormat = WireFormat.forReply(accept: request.headers["accept"], request: (try? WireFormat.forRequest(contentType: request.headers["content-type"])) ?? .json)
+            let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: (try? WireFormat.forRequest(contentType: request.headers[lowercased: "content-type"])) ?? .json)
             finish(Self.errorResponse(apusError, format: replyFormat, extra: common), nil, nil)
         }
     }
@@ -210,7 +210,7 @@ public struct InferenceRoutes: Sendable {
 
     /// `apus-timeout-ms` (or KServe's `timeout` in seconds, Triton-style) -> absolute deadline.
     static func deadline(_ headers: HTTPFields) throws -> UInt64? {
-        if let text = headers["apus-timeout-ms"] {
+        if let text = headers[lowercased: "apus-timeout-ms"] {
             let now = DispatchTime.now().uptimeNanoseconds
             guard let ms = Double(text), ms.isFinite, ms > 0, ms < 86_400_000 else {
                 throw ApusError(.badRequest, "apus-timeout-ms must be a positive number of milliseconds, got \(text)")
@@ -394,7 +394,7 @@ public struct InferenceRoutes: Sendable {
         // One snapshot for the whole request, as in `infer`.
         let snapshot = service.repository.snapshot
         let finish = reporter(writer, model: model, known: snapshot.models[model] != nil)
-        let requestID = request.headers["x-request-id"] ?? requestCounter.next()
+        let requestID = request.headers[lowercased: "x-request-id"] ?? requestCounter.next()
         var common = HTTPFields()
         common.appendLowercased(name: "x-request-id", value: requestID)
         do {
@@ -403,7 +403,7 @@ public struct InferenceRoutes: Sendable {
             guard case .array(let features)? = json["features"], !features.isEmpty else {
                 throw ApusError(.badRequest, "\"features\" must be a non-empty array of numbers (one row) or of arrays (rows)")
             }
-            var routingKey = request.headers["apus-routing-key"]
+            var routingKey = request.headers[lowercased: "apus-routing-key"]
             if case .string(let key)? = json["routing_key"] { routingKey = key }
             let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
             let (served, variant, assignment) = try choose(probe, model: model, selector: nil, snapshot: snapshot)
@@ -479,7 +479,7 @@ public struct InferenceRoutes: Sendable {
             switch (request.method, rest.count) {
             case ("POST", 1) where rest[0] == "index", ("GET", 1) where rest[0] == "index":
                 let errors = repository.modelErrors
-                if MetadataCodec.wantsProtobuf(request.headers["accept"]) {
+                if MetadataCodec.wantsProtobuf(request.headers[lowercased: "accept"]) {
                     var entries = repository.statuses.map { ($0.model, String($0.version), $0.state.name, $0.state.reason ?? $0.lastFailure) }
                     for (model, error) in errors.sorted(by: { $0.key < $1.key }) { entries.append((model, "", "FAILED", error)) }
                     writer.complete(MetadataCodec.index(entries))

@@ -224,10 +224,12 @@ struct HTTP2ConnectionStateMachine {
         var pending = false
         if let i = index(of: id) {
             pending = streams[i].phase == .dispatched
-            streams.swapAt(i, streams.count - 1)
-            streams.removeLast()
-            ids.swapAt(i, ids.count - 1)
-            ids.removeLast()
+            // The last entry moves into the slot (moved out, not swapped: a swap retained and
+            // released every reference the two entries hold).
+            let last = streams.removeLast()
+            if i < streams.count { streams[i] = last }
+            let lastID = ids.removeLast()
+            if i < ids.count { ids[i] = lastID }
         }
         if streams.isEmpty { idleSince = now }
         if drain == .finalGoAwaySent && streams.isEmpty {

@@ -393,9 +393,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         let (wasPending, action) = machine.streamClosed(streamID, now: now)
         if let i = ioIndex(streamID) {
             if wasPending { streamIO[i].context?.cancel() }
-            // Order does not matter: the last entry takes the slot (no shift of later entries).
-            streamIO.swapAt(i, streamIO.count - 1)
-            streamIO.removeLast()
+            // Order does not matter: the last entry takes the slot (no shift of later entries;
+            // moved out, not swapped, so its references are not retained and released).
+            let last = streamIO.removeLast()
+            if i < streamIO.count { streamIO[i] = last }
         }
         if errorCode == 0 { machine.responseCompleted() }
         if let action { pending.append(action) }
@@ -516,8 +517,11 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         headerScratch.removeAll()
         headerScratch.append(":status", decimal: response.status)
         headerScratch.append("content-length", decimal: response.body.count)
-        for field in response.headers where field.name != "content-length" && field.name != "connection" {
-            headerScratch.append(field.name, field.value, indexed: field.name != "x-request-id")
+        for field in response.headers {
+            // Lengths first: these run for every field of every answer.
+            let length = field.name.utf8.count
+            if (length == 14 && field.name == "content-length") || (length == 10 && field.name == "connection") { continue }
+            headerScratch.append(field.name, field.value, indexed: length != 12 || field.name != "x-request-id")
         }
         let hasBody = !response.body.isEmpty
         if hasBody {

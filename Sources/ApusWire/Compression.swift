@@ -17,7 +17,7 @@ public enum Compression {
     /// The request body, decompressed per `Content-Encoding` (identity, gzip, deflate), at most
     /// `limit` bytes after decompression.
     public static func decodeBody(_ request: Request, limit: Int = 8 << 20) throws -> [UInt8] {
-        guard let header = request.headers["content-encoding"] else { return request.body }
+        guard let header = request.headers[lowercased: "content-encoding"] else { return request.body }
         var body = request.body
         // Encodings apply in order; undo them in reverse.
         for token in header.split(separator: ",").map({ $0.trimmingSpaces().lowercased() }).reversed() where !token.isEmpty {
@@ -34,7 +34,7 @@ public enum Compression {
     /// Compresses `response` when the client accepts gzip or deflate and the body is large enough.
     public static func encodeResponse(_ response: Response, acceptEncoding: String?) -> Response {
         guard let acceptEncoding, response.body.count >= minimumCompressedSize,
-              response.headers["content-encoding"] == nil,
+              response.headers[lowercased: "content-encoding"] == nil,
               let encoding = preferred(acceptEncoding) else { return response }
         guard let compressed = try? deflate(response.body, encoding: encoding) else { return response }
         var out = response

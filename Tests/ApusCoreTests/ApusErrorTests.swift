@@ -35,5 +35,9 @@ final class ApusErrorTests: XCTestCase {
         fields.replaceOrAdd(name: "CONTENT-TYPE", value: "text/plain")
         XCTAssertEqual(fields.count, 1)
         XCTAssertEqual(fields["Content-Type"], "text/plain")
+        // Stored names are lower case, so a lower-case literal finds them without a case scan.
+        XCTAssertEqual(fields[lowercased: "content-type"], "text/plain")
+        XCTAssertNil(fields[lowercased: "content-length"])
+        XCTAssertNil(fields["Content-Length"])
     }
 }
