@@ -45,18 +45,25 @@ public struct InferenceRoutes: Sendable {
     }
 
     /// What a route calls once with its answer: the observer hears the status, the version and
-    /// variant that answered (nil when none was chosen) and the latency since this call, then
-    /// `writer` sends the answer. Unknown models are reported as model "" to keep label sets
-    /// bounded.
-    func reporter(_ writer: ResponseWriter, model: String, known: Bool) -> @Sendable (Response, Int?, String?) -> Void {
+    /// variant that answered (nil when none was chosen) and the latency since the reporter was
+    /// made, then `writer` sends the answer. Unknown models are reported as model "" to keep
+    /// label sets bounded. A value, not a closure: the route's completion carries it inline
+    /// instead of allocating a closure context per request.
+    struct Reporter: Sendable {
+        let writer: ResponseWriter
+        let observer: (any RequestObserver)?
+        let model: String
         let started = DispatchTime.now().uptimeNanoseconds
-        let observer = self.observer
-        let observedModel = known ? model : ""
-        return { response, version, variant in
-            observer?.requestFinished(model: observedModel, version: version, variant: variant, status: response.status,
+
+        func callAsFunction(_ response: Response, _ version: Int?, _ variant: String?) {
+            observer?.requestFinished(model: model, version: version, variant: variant, status: response.status,
                                       durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
             writer.complete(response)
         }
+    }
+
+    func reporter(_ writer: ResponseWriter, model: String, known: Bool) -> Reporter {
+        Reporter(writer: writer, observer: observer, model: known ? model : "")
     }
 
     /// Routes for `Router`'s prefix table.
@@ -128,9 +135,10 @@ public struct InferenceRoutes: Sendable {
         let known = snapshot.models[model] != nil
         let finish = reporter(writer, model: model, known: known)
         let givenID = request.headers[lowercased: "x-request-id"]
-        let requestID = givenID ?? requestCounter.next()
-        var common = HTTPFields(capacity: 2)
-        common.appendLowercased(name: "x-request-id", value: requestID)
+        // Echoed on every answer (with the split's assignment once chosen); kept as two strings,
+        // not a header list, since most requests need no other echoed field.
+        var echoedID = givenID ?? requestCounter.next()
+        var assignment: String?
         do {
             guard known else {
                 throw ApusError(.notFound, "model \(model) is not in the repository")
@@ -140,15 +148,15 @@ public struct InferenceRoutes: Sendable {
             let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: format)
             var decoded = try format.decodeInferRequest(body, headers: request.headers, model: model, selector: selector)
             if decoded.id == nil {
-                decoded.id = requestID
+                decoded.id = echoedID
             } else if let id = decoded.id, givenID == nil {
                 // The body's id names the request when no header does.
-                common.replaceOrAdd(name: "x-request-id", value: id)
+                echoedID = id
             }
             decoded.deadline = try Self.deadline(request.headers)
             if let key = request.headers[lowercased: "apus-routing-key"] { decoded.routingKey = key }
-            let (served, variant, assignment) = try choose(decoded, model: model, selector: selector, snapshot: snapshot)
-            if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
+            let (served, variant, chosenBy) = try choose(decoded, model: model, selector: selector, snapshot: snapshot)
+            assignment = chosenBy
             // Outputs wanted as raw bytes (KServe's binary extension; JSON only).
             let binaryOutputs: Set<String>
             if format != .json {
@@ -159,7 +167,7 @@ public struct InferenceRoutes: Sendable {
                 binaryOutputs = Set(decoded.requestedOutputs.filter(\.value).map(\.key))
             }
             let acceptEncoding = request.headers[lowercased: "accept-encoding"]
-            let common = common
+            let id = echoedID, assignment = assignment
             if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: snapshot),
                let shadow = try? InferenceService.resolve(model: model, selector: shadowSelector, in: snapshot), shadow !== served {
                 // A copy for the shadow version; its answer is discarded, only counted.
@@ -175,20 +183,32 @@ public struct InferenceRoutes: Sendable {
                     if let outcomes, let id = answer.id, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
                         outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
                     }
-                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: 2 + common.count)
+                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: assignment == nil ? 3 : 4)
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
-                    for field in common { response.headers.appendLowercased(name: field.name, value: field.value) }
+                    Self.echo(id: id, assignment: assignment, into: &response.headers)
                     finish(Compression.encodeResponse(response, acceptEncoding: acceptEncoding), answer.version, answer.variant)
                 case .failure(let error):
-                    finish(Self.errorResponse(error, format: replyFormat, extra: common), served.version, variant)
+                    finish(Self.errorResponse(error, format: replyFormat, extra: Self.echoed(id: id, assignment: assignment)), served.version, variant)
                 }
             }
         } catch {
             let apusError = error as? ApusError ?? ApusError(.internalError, "\(error)")
             let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: (try? WireFormat.forRequest(contentType: request.headers[lowercased: "content-type"])) ?? .json)
-            finish(Self.errorResponse(apusError, format: replyFormat, extra: common), nil, nil)
+            finish(Self.errorResponse(apusError, format: replyFormat, extra: Self.echoed(id: echoedID, assignment: assignment)), nil, nil)
         }
+    }
+
+    /// The request id (and how the split chose, if it did) that every infer answer echoes.
+    static func echo(id: String, assignment: String?, into headers: inout HTTPFields) {
+        headers.appendLowercased(name: "x-request-id", value: id)
+        if let assignment { headers.appendLowercased(name: "apus-variant-assignment", value: assignment) }
+    }
+
+    static func echoed(id: String, assignment: String?) -> HTTPFields {
+        var headers = HTTPFields(capacity: 2)
+        echo(id: id, assignment: assignment, into: &headers)
+        return headers
     }
 
     /// Resolves the version: an explicit version/label wins; otherwise the model's split (if any)

@@ -3,7 +3,9 @@ struct WireInferRequest: Equatable {
     struct Input: Equatable {
         var name = ""
         var datatype = Apus_V1_DataType.unspecified
-        var shape: [Int64] = []
+        /// Dimensions as the request gives them (validated later): `Int`, so the tensor takes
+        /// the array as it is (Int is 64 bits on every platform Apus builds for).
+        var shape: [Int] = []
         var raw: ArraySlice<UInt8> = []
     }
 
@@ -18,7 +20,7 @@ struct WireInferRequest: Equatable {
 
 extension WireInferRequest.Input {
     init(_ tensor: Apus_V1_Tensor) {
-        self.init(name: tensor.name, datatype: tensor.datatype, shape: tensor.shape, raw: ArraySlice(tensor.rawContents))
+        self.init(name: tensor.name, datatype: tensor.datatype, shape: tensor.shape.map { Int(truncatingIfNeeded: $0) }, raw: ArraySlice(tensor.rawContents))
     }
 }
 
@@ -84,9 +86,9 @@ enum FastInferRequestDecoder {
                 var inner = Reader(buffer: buffer, position: packed.lowerBound, end: packed.upperBound)
                 while !inner.atEnd {
                     guard let v = inner.varint() else { return nil }
-                    out.shape.append(Int64(bitPattern: v))
+                    out.shape.append(Int(truncatingIfNeeded: Int64(bitPattern: v)))
                 }
-            case (3, 0): guard let v = reader.varint() else { return nil }; out.shape.append(Int64(bitPattern: v))
+            case (3, 0): guard let v = reader.varint() else { return nil }; out.shape.append(Int(truncatingIfNeeded: Int64(bitPattern: v)))
             case (4, 2): guard let raw = reader.lengthDelimited() else { return nil }; out.raw = body[raw]
             case (1...4, _): return nil
             default: guard reader.skip(wireType) else { return nil }

@@ -72,11 +72,11 @@ public enum ProtobufCodec {
         var count = 1
         for dim in tensor.shape {
             guard dim >= 0, dim < 1 << 31 else { throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension") }
-            let (product, overflow) = count.multipliedReportingOverflow(by: Int(dim))
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
             guard !overflow, product <= 100_000_000 else { throw ApusError(.payloadTooLarge, "\(name): shape \(tensor.shape) is too large") }
             count = product
         }
-        let shape = tensor.shape.map { Int($0) }
+        let shape = tensor.shape
         let typeName = Self.name(tensor.datatype)
         let raw = tensor.raw
         let width: Int
