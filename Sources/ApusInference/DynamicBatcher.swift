@@ -39,8 +39,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     private struct State {
         var machine: BatcherStateMachine<UInt64>
-        var work: [UInt64: Work] = [:]
-        var nextID: UInt64 = 0
+        var work = SequentialTable<Work>()
         var timerArmedAt: UInt64?
     }
 
@@ -81,10 +80,9 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         let hold = WakeupCoalescer.isBatching
         inflight.add(1, ordering: .relaxed)
         let (id, actions) = state.withLock { state -> (UInt64, [BatcherStateMachine<UInt64>.Action]) in
-            let id = state.nextID
-            state.nextID += 1
+            let id = state.work.nextID
             let now = Self.now()
-            state.work[id] = Work(feeds: feeds, rows: rows, isCancelled: isCancelled, cancellation: cancellation, completion: completion, enqueuedAt: now)
+            state.work.append(Work(feeds: feeds, rows: rows, isCancelled: isCancelled, cancellation: cancellation, completion: completion, enqueuedAt: now))
             return (id, state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold))
         }
         perform(actions)
@@ -105,7 +103,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     func cancel(id: UInt64) {
         let work = state.withLock { state -> Work? in
             guard state.machine.cancel(id: id) else { return nil }
-            return state.work.removeValue(forKey: id)
+            return state.work.remove(id)
         }
         guard let work else { return }
         observer?.requestDropped(model: model, version: version, reason: .cancelled)
@@ -123,18 +121,18 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         for action in actions {
             switch action {
             case .execute(let ids):
-                let items = state.withLock { state in ids.compactMap { state.work.removeValue(forKey: $0) } }
+                let items = state.withLock { state in ids.compactMap { state.work.remove($0) } }
                 if onReleasingLoop, runsInline(rows: items.reduce(0) { $0 + $1.rows }) {
                     run(items)
                 } else {
                     queue.async { self.run(items) }
                 }
             case .reject(let id):
-                let work = state.withLock { $0.work.removeValue(forKey: id) }
+                let work = state.withLock { $0.work.remove(id) }
                 observer?.requestDropped(model: model, version: version, reason: .queueFull)
                 if let work { answer(work, .failure(ApusError(.tooManyRequests, "the model's queue is full; retry later", retryAfterSeconds: 1))) }
             case .expire(let id):
-                let work = state.withLock { $0.work.removeValue(forKey: id) }
+                let work = state.withLock { $0.work.remove(id) }
                 observer?.requestDropped(model: model, version: version, reason: .deadline)
                 if let work { answer(work, .failure(ApusError(.deadlineExceeded, "the request's deadline passed before it could run"))) }
             case .scheduleTimer(let at):
