@@ -128,12 +128,22 @@ struct HTTP2ConnectionStateMachine {
             default: break
             }
         } else {
-            if name.count == 14, name[0] == UInt8(ascii: "c"), name.elementsEqual("content-length".utf8) {
+            if Self.isContentLength(name) {
                 streams[i].declaredLength = Self.decimal(value)
             }
             // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
             streams[i].fields.appendLowercased(name: strings.name(name), value: strings.string(value))
         }
+    }
+
+    /// Byte for byte against a static string: the generic `elementsEqual` against a String's
+    /// UTF-8 view was most of this check's cost, and it runs for every field of every request.
+    private static func isContentLength(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let expected: StaticString = "content-length"
+        guard name.count == expected.utf8CodeUnitCount else { return false }
+        let bytes = expected.utf8Start
+        for i in 0..<name.count where name[i] != bytes[i] { return false }
+        return true
     }
 
     /// A non-negative decimal number, or nil (empty, other bytes, or beyond Int).
