@@ -180,7 +180,9 @@ public struct InferenceRoutes: Sendable {
             service.infer(decoded, on: served, variant: variant, cancellation: context) { result in
                 switch result {
                 case .success(let answer):
-                    if let outcomes, let id = answer.id, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
+                    // Logged under the id the answer's x-request-id carries (a header id wins over
+                    // the body's, as in the echo), so feedback names the request as the client saw it.
+                    if let outcomes, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
                         outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
                     }
                     var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: assignment == nil ? 3 : 4)

@@ -425,6 +425,15 @@ def test_feedback_is_joined_to_the_served_prediction_and_counted_per_variant(ser
     assert bad.status_code == 400 and "value" in bad.json()["error"]
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert f'apus_ab_outcomes_correct_total{{model="churn",variant="{variant}"}} 1' in text
+    # With an id in the header and another in the body, the answer's x-request-id names the
+    # logged prediction; a body-only id names it when no header does.
+    body = {"id": "body-id", "inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP32", "data": np.nan_to_num(rows).reshape(-1).tolist()}]}
+    r = httpx.post(f"{server.url}/v2/models/churn/infer", json=body, headers={"x-request-id": "header-id"}, timeout=10)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "header-id" and r.json()["id"] == "body-id", r.text
+    assert httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "header-id", "value": 1}, timeout=10).status_code == 200
+    r = httpx.post(f"{server.url}/v2/models/churn/infer", json={**body, "id": "body-only"}, timeout=10)
+    assert r.status_code == 200 and r.headers["x-request-id"] == "body-only", r.text
+    assert httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "body-only", "value": 1}, timeout=10).status_code == 200
 
 
 def test_canary_progresses_step_by_step_under_load_and_shadow_gets_copies(repo, tmp_path):
