@@ -120,34 +120,31 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// One request in flight. A class so callbacks update it through one lookup (a struct in
-    /// the dictionary was copied out and back by every header callback).
-    final class Stream {
+    /// One request in flight, kept in place in `slots` and updated there by the callbacks (no
+    /// object per request, and no reference counting each time a callback touches it).
+    struct Stream {
         var status = 0
         var headers = HTTPFields()
         var body: [UInt8] = []
-        var requestBody: [UInt8]
+        var requestBody: [UInt8] = []
         var offset = 0
         var sentAt: UInt64 = 0
-        let completion: HTTP2ClientConnection.Completion
-
-        init(requestBody: [UInt8], completion: @escaping HTTP2ClientConnection.Completion) {
-            self.requestBody = requestBody
-            self.completion = completion
-            headers.reserveCapacity(4)
-        }
+        /// nil: the slot is free.
+        var completion: HTTP2ClientConnection.Completion?
     }
 
-    /// The stream a callback is about: the last one looked up when it is the same (a response's
-    /// headers, data and close arrive together), else through the slot nghttp2 keeps as the
-    /// stream's user data.
-    private var recent: (id: Int32, stream: Stream)?
+    /// The slot a callback is about: the last one looked up when it is the same stream (a
+    /// response's headers, data and close arrive together), else the one nghttp2 keeps as the
+    /// stream's user data. Stream ids are odd, so 0 means none.
+    private var recentID: Int32 = 0
+    private var recentSlot = 0
 
-    private func stream(_ id: Int32) -> Stream? {
-        if let recent, recent.id == id { return recent.stream }
-        guard let slot = slot(of: id), let found = slots[slot] else { return nil }
-        recent = (id, found)
-        return found
+    private func slotIndex(_ id: Int32) -> Int? {
+        if id == recentID { return recentSlot }
+        guard let slot = slot(of: id), slots[slot].completion != nil else { return nil }
+        recentID = id
+        recentSlot = slot
+        return slot
     }
 
     /// The slot of stream `id`: nghttp2 hands back the user data given at submit (slot + 1,
@@ -162,7 +159,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Requests in flight, by slot; freed slots are reused, so the table is as long as the most
     /// requests ever in flight at once. Requests nghttp2 never opened a stream for (held back
     /// by GOAWAY) stay until teardown fails them.
-    private var slots: [Stream?] = []
+    private var slots: [Stream] = []
     private var freeSlots: [Int] = []
     /// When the socket read being parsed reached the handler (0 outside `channelRead`): answers
     /// it completes are stamped with it.
@@ -216,15 +213,15 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func teardown(_ error: ApusError) {
         runFinished()
-        let pending = slots.compactMap { $0 }
+        let pending = slots.compactMap(\.completion)
         slots.removeAll()
         freeSlots.removeAll()
-        recent = nil
+        recentID = 0
         if let session {
             nghttp2_session_del(session)
             self.session = nil
         }
-        for stream in pending { stream.completion(.failure(error)) }
+        for completion in pending { completion(.failure(error)) }
     }
 
     private func createSession() throws {
@@ -272,7 +269,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             slot = free
         } else {
             slot = slots.count
-            slots.append(nil)
+            slots.append(Stream())
         }
         let userData = UnsafeMutableRawPointer(bitPattern: slot + 1)
         let streamID = headerScratch.withNV { nv, count in
@@ -287,7 +284,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             completion(.failure(ApusError(.internalError, "nghttp2_submit_request failed: \(HTTP2ServerHandler.errorString(streamID))")))
             return
         }
-        slots[slot] = Stream(requestBody: request.body, completion: completion)
+        slots[slot].requestBody = request.body
+        slots[slot].headers.reserveCapacity(4)
+        slots[slot].completion = completion
         if holdWrites == 0 { flush() }
     }
 
@@ -360,13 +359,13 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     fileprivate func onHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         // ":status" is the only pseudo-header of a response (nghttp2 rejects others) and comes first.
+        guard let i = slotIndex(streamID) else { return }
         if name.count == 7, name.first == UInt8(ascii: ":") {
-            stream(streamID)?.status = Self.parseStatus(value)
+            slots[i].status = Self.parseStatus(value)
             return
         }
         // nghttp2 rejects upper-case names in HTTP/2, so they go in as they are.
-        guard let stream = stream(streamID) else { return }
-        stream.headers.appendLowercased(name: strings.string(name), value: strings.string(value))
+        slots[i].headers.appendLowercased(name: strings.string(name), value: strings.string(value))
     }
 
     /// Three ASCII digits (what nghttp2 lets through as :status); 0 for anything else.
@@ -381,11 +380,13 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onData(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-        stream(streamID)?.body.append(contentsOf: bytes)
+        guard let i = slotIndex(streamID) else { return }
+        slots[i].body.append(contentsOf: bytes)
     }
 
     fileprivate func onRequestHeadersSending(streamID: Int32) {
-        stream(streamID)?.sentAt = NIODeadline.now().uptimeNanoseconds
+        guard let i = slotIndex(streamID) else { return }
+        slots[i].sentAt = NIODeadline.now().uptimeNanoseconds
     }
 
     fileprivate func onGoAway() {
@@ -393,34 +394,38 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        if recent?.id == streamID { recent = nil }
-        guard let slot = slot(of: streamID), let stream = slots[slot] else { return }
-        slots[slot] = nil
-        freeSlots.append(slot)
+        guard let i = slotIndex(streamID) else { return }
+        if recentID == streamID { recentID = 0 }
+        // Moved out, leaving a free slot behind (a swap: nothing is copied or retained).
+        var stream = Stream()
+        swap(&stream, &slots[i])
+        freeSlots.append(i)
+        guard let completion = stream.completion else { return }
         if errorCode == 0, stream.status > 0 {
             let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,
                                           sentAtNanos: stream.sentAt, closedAtNanos: readAt > 0 ? readAt : NIODeadline.now().uptimeNanoseconds)
-            finished.append((stream.completion, .success(response)))
+            finished.append((completion, .success(response)))
         } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
-            finished.append((stream.completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))
+            finished.append((completion, .failure(ApusError(.unavailable, "the server refused the stream (REFUSED_STREAM); retry", retryAfterSeconds: 0))))
         } else {
-            finished.append((stream.completion, .failure(ApusError(.unavailable, "the stream was reset (error code \(errorCode))"))))
+            finished.append((completion, .failure(ApusError(.unavailable, "the stream was reset (error code \(errorCode))"))))
         }
     }
 
     fileprivate func readBody(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        guard let stream = stream(streamID) else {
+        guard let i = slotIndex(streamID) else {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             return 0
         }
-        let n = min(length, stream.requestBody.count - stream.offset)
-        stream.requestBody.withUnsafeBufferPointer { src in
-            if let base = src.baseAddress, n > 0 { buffer.update(from: base + stream.offset, count: n) }
+        let offset = slots[i].offset
+        let n = min(length, slots[i].requestBody.count - offset)
+        slots[i].requestBody.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress, n > 0 { buffer.update(from: base + offset, count: n) }
         }
-        stream.offset += n
-        if stream.offset >= stream.requestBody.count {
+        slots[i].offset += n
+        if slots[i].offset >= slots[i].requestBody.count {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
-            stream.requestBody = []
+            slots[i].requestBody = []
         }
         return n
     }
