@@ -201,7 +201,7 @@ public struct InferenceRoutes: Sendable {
         }
     }
 
-    /// The request id (and how the split chose, if it did) that every infer answer echoes.
+    /// The request id (and how the split chose, if it did) that every infer and predict answer echoes.
     static func echo(id: String, assignment: String?, into headers: inout HTTPFields) {
         headers.appendLowercased(name: "x-request-id", value: id)
         if let assignment { headers.appendLowercased(name: "apus-variant-assignment", value: assignment) }
@@ -417,8 +417,7 @@ public struct InferenceRoutes: Sendable {
         let snapshot = service.repository.snapshot
         let finish = reporter(writer, model: model, known: snapshot.models[model] != nil)
         let requestID = request.headers[lowercased: "x-request-id"] ?? requestCounter.next()
-        var common = HTTPFields()
-        common.appendLowercased(name: "x-request-id", value: requestID)
+        var assignment: String?
         do {
             let body = try Compression.decodeBody(request, limit: maxBodyBytes)
             let json = try JSONValue.parse(body)
@@ -428,8 +427,8 @@ public struct InferenceRoutes: Sendable {
             var routingKey = request.headers[lowercased: "apus-routing-key"]
             if case .string(let key)? = json["routing_key"] { routingKey = key }
             let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
-            let (served, variant, assignment) = try choose(probe, model: model, selector: nil, snapshot: snapshot)
-            if let assignment { common.appendLowercased(name: "apus-variant-assignment", value: assignment) }
+            let (served, variant, chosenBy) = try choose(probe, model: model, selector: nil, snapshot: snapshot)
+            assignment = chosenBy
             guard served.compiled.inputs.count == 1, let input = served.compiled.inputs.first else {
                 throw ApusError(.badRequest, "model \(model) takes \(served.compiled.inputs.count) inputs; use /v2/models/\(model)/infer")
             }
@@ -461,7 +460,7 @@ public struct InferenceRoutes: Sendable {
             let tensor = try BundleLoader.cast(try Tensor(shape: [rows.count, width], data: .float32(values)), to: input.elementType ?? .float32)
             var inferRequest = InferRequest(model: model, id: requestID, routingKey: routingKey, inputs: [.init(name: input.name, tensor: tensor)])
             inferRequest.deadline = try Self.deadline(request.headers)
-            let common = common
+            let assignment = assignment
             let outcomes = self.outcomes
             let key = routingKey
             service.infer(inferRequest, on: served, variant: variant, cancellation: context) { result in
@@ -473,14 +472,14 @@ public struct InferenceRoutes: Sendable {
                     var response = Response.json(200, PredictEncoding.encode(answer, single: single))
                     response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
                     if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
-                    for field in common { response.headers.add(name: field.name, value: field.value) }
+                    Self.echo(id: requestID, assignment: assignment, into: &response.headers)
                     finish(response, answer.version, answer.variant)
                 case .failure(let error):
-                    finish(Self.errorResponse(error, format: .json, extra: common), nil, nil)
+                    finish(Self.errorResponse(error, format: .json, extra: Self.echoed(id: requestID, assignment: assignment)), nil, nil)
                 }
             }
         } catch {
-            finish(Self.errorResponse(error as? ApusError ?? ApusError(.badRequest, "\(error)"), format: .json, extra: common), nil, nil)
+            finish(Self.errorResponse(error as? ApusError ?? ApusError(.badRequest, "\(error)"), format: .json, extra: Self.echoed(id: requestID, assignment: assignment)), nil, nil)
         }
     }
 

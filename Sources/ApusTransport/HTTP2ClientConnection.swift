@@ -374,7 +374,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         // nghttp2 rejects upper-case names in HTTP/2, so they go in as they are.
-        slots[i].headers.appendLowercased(name: strings.string(name), value: strings.string(value))
+        slots[i].headers.appendLowercased(name: strings.name(name), value: strings.string(value))
     }
 
     /// Three ASCII digits (what nghttp2 lets through as :status); 0 for anything else.

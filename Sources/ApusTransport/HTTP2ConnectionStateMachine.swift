@@ -128,22 +128,14 @@ struct HTTP2ConnectionStateMachine {
             default: break
             }
         } else {
-            if Self.isContentLength(name) {
+            // HTTP/2 field names are lower case on the wire (nghttp2 rejects others). Known names
+            // come back as literals, so the content-length check compares a small string's bits.
+            let fieldName = strings.name(name)
+            if fieldName.utf8.count == 14, fieldName == "content-length" {
                 streams[i].declaredLength = Self.decimal(value)
             }
-            // HTTP/2 field names are lower case on the wire (nghttp2 rejects others).
-            streams[i].fields.appendLowercased(name: strings.name(name), value: strings.string(value))
+            streams[i].fields.appendLowercased(name: fieldName, value: strings.string(value))
         }
-    }
-
-    /// Byte for byte against a static string: the generic `elementsEqual` against a String's
-    /// UTF-8 view was most of this check's cost, and it runs for every field of every request.
-    private static func isContentLength(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        let expected: StaticString = "content-length"
-        guard name.count == expected.utf8CodeUnitCount else { return false }
-        let bytes = expected.utf8Start
-        for i in 0..<name.count where name[i] != bytes[i] { return false }
-        return true
     }
 
     /// A non-negative decimal number, or nil (empty, other bytes, or beyond Int).

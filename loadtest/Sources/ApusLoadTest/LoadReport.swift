@@ -57,8 +57,8 @@ public struct LoadRecorder: Sendable {
     }
 
     /// Counts by name, run-length first: consecutive answers mostly name the same version or
-    /// variant (the client hands out one string per distinct header value, so the comparison
-    /// is usually of one string with itself), and only a change of name touches the dictionary.
+    /// variant (short values compare by their bits, long ones are usually the client's cached
+    /// string), and only a change of name touches the dictionary.
     struct Tally: Sendable {
         private var settled: [String: Int] = [:]
         private var current: String?
