@@ -51,27 +51,37 @@ public final class InferenceService: Sendable {
     public func infer(_ request: InferRequest, on served: ServedVersion, variant: String? = nil,
                       isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                       completion: @escaping @Sendable (Result<InferResponse, ApusError>) -> Void) {
+        // The answer needs two of the request's fields: captured alone, not the whole request.
+        let requested = request.requestedOutputs
+        let id = request.id
+        run(request, on: served, isCancelled: isCancelled, cancellation: cancellation) { result in
+            completion(result.map { Self.answer($0, served: served, variant: variant, id: id, requested: requested) })
+        }
+    }
+
+    /// `infer` without shaping the answer: `completion` gets the model's outputs for this request,
+    /// in model output order, and the caller shapes them with `answer` in the same closure (one
+    /// closure per request on the hottest path instead of two).
+    public func run(_ request: InferRequest, on served: ServedVersion, isCancelled: (@Sendable () -> Bool)? = nil,
+                    cancellation: RequestContext? = nil, completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
         let outputSpecs = served.compiled.outputs
         for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {
             completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
             return
         }
-        // The answer needs two of the request's fields: captured alone, not the whole request.
-        let requested = request.requestedOutputs
-        let id = request.id
-        served.submit(request, isCancelled: isCancelled, cancellation: cancellation) { result in
-            switch result {
-            case .failure(let error):
-                completion(.failure(error))
-            case .success(let tensors):
-                var outputs: [InferResponse.Output] = []
-                outputs.reserveCapacity(tensors.count)
-                for (spec, tensor) in zip(outputSpecs, tensors) where requested.isEmpty || requested[spec.name] != nil {
-                    outputs.append(InferResponse.Output(name: spec.name, tensor: tensor))
-                }
-                completion(.success(InferResponse(model: served.model, version: served.version, variant: variant, id: id,
-                                                  outputs: outputs, classLabels: served.compiled.classLabels)))
-            }
+        served.submit(request, isCancelled: isCancelled, cancellation: cancellation, completion: completion)
+    }
+
+    /// The answer for `tensors` (one request's outputs from `run`): the requested outputs (all
+    /// when `requested` is empty) named, plus who served and the class labels.
+    public static func answer(_ tensors: [Tensor], served: ServedVersion, variant: String?, id: String?, requested: [String: Bool]) -> InferResponse {
+        let outputSpecs = served.compiled.outputs
+        var outputs: [InferResponse.Output] = []
+        outputs.reserveCapacity(tensors.count)
+        for (spec, tensor) in zip(outputSpecs, tensors) where requested.isEmpty || requested[spec.name] != nil {
+            outputs.append(InferResponse.Output(name: spec.name, tensor: tensor))
         }
+        return InferResponse(model: served.model, version: served.version, variant: variant, id: id,
+                             outputs: outputs, classLabels: served.compiled.classLabels)
     }
 }

@@ -34,6 +34,11 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         var requests: [RequestKey: (counter: Counter, duration: DurationHistogram)] = [:]
         var requestDuration: [String: DurationHistogram] = [:]
         var perVersion: [VersionKey: VersionCollectors] = [:]
+        /// The last request's collectors: consecutive answers mostly share model, version, variant
+        /// and status class, and comparing the key (identical strings compare by pointer) is
+        /// cheaper than hashing it.
+        var lastRequest: (key: RequestKey, counter: Counter, duration: DurationHistogram)?
+        var lastVersion: (key: VersionKey, collectors: VersionCollectors)?
     }
 
     struct RequestKey: Hashable {
@@ -70,7 +75,11 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
         let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
         let (counter, histogram) = collectors.withLock { c -> (Counter, DurationHistogram) in
-            if let hit = c.requests[key] { return hit }
+            if let last = c.lastRequest, last.key == key { return (last.counter, last.duration) }
+            if let hit = c.requests[key] {
+                c.lastRequest = (key, hit.counter, hit.duration)
+                return hit
+            }
             let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
             let counter = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
             let histogram = c.requestDuration[model] ?? {
@@ -80,6 +89,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
                 return made
             }()
             c.requests[key] = (counter, histogram)
+            c.lastRequest = (key, counter, histogram)
             return (counter, histogram)
         }
         counter.increment()
@@ -89,7 +99,11 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {
         let key = VersionKey(model: model, version: version)
         let set = collectors.withLock { c -> VersionCollectors in
-            if let hit = c.perVersion[key] { return hit }
+            if let last = c.lastVersion, last.key == key { return last.collectors }
+            if let hit = c.perVersion[key] {
+                c.lastVersion = (key, hit)
+                return hit
+            }
             let labels = [("model", model), ("version", String(version))]
             let made = VersionCollectors(
                 queue: registry.makeDurationHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
@@ -99,6 +113,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
                 rows: registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets),
                 requests: registry.makeValueHistogram(descriptor: Self.descriptor("batch_requests", "count", "Requests per executed batch."), labels: labels, buckets: Self.rowBuckets))
             c.perVersion[key] = made
+            c.lastVersion = (key, made)
             return made
         }
         for wait in queueWaitNanos { set.queue.recordNanoseconds(Int64(clamping: wait)) }
@@ -115,6 +130,9 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     public func versionRetired(model: String, version: Int) {
         let key = VersionKey(model: model, version: version)
         let (perVersion, counters) = collectors.withLock { c -> (VersionCollectors?, [Counter]) in
+            // The shortcuts may hold collectors about to be unregistered.
+            c.lastRequest = nil
+            c.lastVersion = nil
             let requestKeys = c.requests.keys.filter { $0.model == model && $0.version == version }
             let counters = requestKeys.compactMap { c.requests.removeValue(forKey: $0)?.counter }
             return (c.perVersion.removeValue(forKey: key), counters)

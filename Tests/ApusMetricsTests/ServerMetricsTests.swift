@@ -36,4 +36,19 @@ final class ServerMetricsTests: XCTestCase {
         })
         XCTAssertEqual(versions, ["299", "300"])
     }
+
+    func testAVersionServedAgainAfterRetiringCountsFromZeroInTheExposition() {
+        let metrics = ServerMetrics()
+        for _ in 0..<3 {
+            metrics.requestFinished(model: "churn", version: 1, variant: "", status: 200, durationNanos: 1_000)
+            metrics.batchRan(model: "churn", version: 1, rows: 1, queueWaitNanos: [10], computeNanos: 100)
+        }
+        metrics.versionRetired(model: "churn", version: 1)
+        // The same key right after retirement: it must reach fresh, registered collectors.
+        metrics.requestFinished(model: "churn", version: 1, variant: "", status: 200, durationNanos: 1_000)
+        metrics.batchRan(model: "churn", version: 1, rows: 1, queueWaitNanos: [10], computeNanos: 100)
+        let text = exposition(metrics)
+        XCTAssertTrue(text.contains("apus_requests_total{model=\"churn\",version=\"1\",variant=\"\",code=\"2xx\"} 1"), text)
+        XCTAssertTrue(text.contains("apus_compute_duration_seconds_count{model=\"churn\",version=\"1\"} 1"), text)
+    }
 }

@@ -29,7 +29,29 @@ final class ProtobufResponseEncodingTests: XCTestCase {
             let answer = InferResponse(model: round % 5 == 0 ? "" : "churn-ß\(round)", version: round % 11 == 0 ? 0 : round * 1000,
                                        variant: round % 2 == 0 ? nil : "canary", id: round % 4 == 0 ? nil : (round % 8 == 1 ? "" : "req-\(round)"),
                                        outputs: outputs, classLabels: labels)
+            // The direct writer itself, not its fallback, must match.
+            XCTAssertEqual(ProtobufCodec.encodeResponseDirectly(answer), ProtobufCodec.encodeResponseWithGeneratedCode(answer), "round \(round)")
             XCTAssertEqual(ProtobufCodec.encodeResponse(answer), ProtobufCodec.encodeResponseWithGeneratedCode(answer), "round \(round)")
         }
+    }
+
+    func testVarintSizesMatchTheBytesWrittenAtEveryGroupBoundary() {
+        var values: [UInt64] = [0, .max]
+        for bits in 1..<64 { values += [(1 << bits) - 1, 1 << bits] }
+        for value in values {
+            let size = ProtobufWriter.varintSize(value)
+            XCTAssertNotNil(ProtobufWriter.bytes(size: size) { $0.varint(value) }, "\(value) in \(size) bytes")
+        }
+    }
+
+    func testAWriterGivenTheWrongSizeRefusesInsteadOfWritingPastItsBuffer() {
+        let payload: [UInt8] = Array(repeating: 7, count: 40)
+        let exact = ProtobufWriter.lengthDelimitedSize(4, count: payload.count)
+        let write = { (writer: inout ProtobufWriter) in payload.withUnsafeBytes { writer.lengthDelimited(4, $0) } }
+        XCTAssertEqual(ProtobufWriter.bytes(size: exact, write), [0x22, 40] + payload)
+        XCTAssertNil(ProtobufWriter.bytes(size: exact - 1, write), "too small: truncated, refused")
+        XCTAssertNil(ProtobufWriter.bytes(size: exact + 1, write), "too large: a gap, refused")
+        XCTAssertNil(ProtobufWriter.bytes(size: 0, write))
+        XCTAssertEqual(ProtobufWriter.bytes(size: 0) { _ in }, [])
     }
 }
