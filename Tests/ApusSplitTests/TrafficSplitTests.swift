@@ -107,8 +107,7 @@ final class TrafficSplitTests: XCTestCase {
 
     func testSameKeySameVariantEveryTimeAndKeylessRequestsAreMarkedRandom() throws {
         let split = ModelSettings.Split(salt: "churn-2026", variants: [.init(name: "stable", label: "stable", weight: 9000), .init(name: "canary", label: "canary", weight: 1000)])
-        var model = RepositorySnapshot.Model(name: "churn", versions: [:], labels: [:], settings: ModelSettings(split: split))
-        model.labels = ["stable": 1]
+        let model = RepositorySnapshot.Model(name: "churn", versions: [:], labels: ["stable": 1], settings: ModelSettings(split: split))
         let snapshot = RepositorySnapshot(models: ["churn": model])
         let splitter = TrafficSplitter()
         let first = try XCTUnwrap(splitter.choose(model: "churn", routingKey: "user-42", snapshot: snapshot))
