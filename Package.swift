@@ -183,7 +183,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ApusInferenceTests",
-            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ApusCore", "ApusInference", "ApusRuntime", "ApusONNX", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ApusHotSwapTests", dependencies: ["ApusHotSwap", "ApusInference", .product(name: "Logging", package: "swift-log")]),

@@ -18,16 +18,17 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     /// answers) pass each request around several times, and copying a struct of five counted
     /// references retained and released all five every time.
     final class Work: Sendable {
-        let feeds: [Tensor]
+        /// The request's inputs in model input order (usually the request's own array, as sent).
+        let feeds: [NamedTensor]
         let rows: Int
         /// Asked just before the batch runs; nil: ask `cancellation` (no closure per request).
         let isCancelled: (@Sendable () -> Bool)?
         let cancellation: RequestContext?
-        let completion: @Sendable (Result<[Tensor], ApusError>) -> Void
+        let completion: @Sendable (Result<[NamedTensor], ApusError>) -> Void
         let enqueuedAt: UInt64
 
-        init(feeds: [Tensor], rows: Int, isCancelled: (@Sendable () -> Bool)?, cancellation: RequestContext?,
-             completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void, enqueuedAt: UInt64) {
+        init(feeds: [NamedTensor], rows: Int, isCancelled: (@Sendable () -> Bool)?, cancellation: RequestContext?,
+             completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void, enqueuedAt: UInt64) {
             self.feeds = feeds
             self.rows = rows
             self.isCancelled = isCancelled
@@ -44,6 +45,9 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     }
 
     private let compiled: CompiledModel
+    /// The model's output names, in output order: answers are named here, once, so the route
+    /// can pass them on without building another array per request.
+    private let outputNames: [String]
     private let state: Locked<State>
     private let queue = DispatchQueue.global(qos: .userInitiated)
     private let observer: (any InferenceObserver)?
@@ -59,6 +63,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     init(compiled: CompiledModel, configuration: BatcherStateMachine<UInt64>.Configuration, model: String, version: Int,
          inlineBudgetNanos: UInt64 = 0, observer: (any InferenceObserver)?) {
         self.compiled = compiled
+        self.outputNames = compiled.outputs.map(\.name)
         self.inlineBudgetNanos = inlineBudgetNanos
         self.state = Locked(State(machine: BatcherStateMachine(configuration: configuration)))
         self.model = model
@@ -73,8 +78,8 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
-    func submit(feeds: [Tensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
+    func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
+                completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void) {
         // Inside a burst (an event loop dispatching one socket read), hold the request and decide
         // once at the burst's end, so the burst runs as one batch with one hand-off.
         let hold = WakeupCoalescer.isBatching
@@ -179,9 +184,9 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         do {
             let feeds: [Tensor]
             if items.count == 1 {
-                feeds = items[0].feeds
+                feeds = items[0].feeds.map(\.tensor)
             } else {
-                feeds = try (0..<items[0].feeds.count).map { i in try Tensor.concatenateRows(items.map { $0.feeds[i] }) }
+                feeds = try (0..<items[0].feeds.count).map { i in try Tensor.concatenateRows(items.map { $0.feeds[i].tensor }) }
             }
             let totalRows = items.reduce(0) { $0 + $1.rows }
             let started = Self.now()
@@ -208,12 +213,12 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                 let range = start..<(start + item.rows)
                 start += item.rows
                 if items.count == 1 {
-                    answer(item, .success(outputs))
+                    answer(item, .success(outputs.indices.map { k in NamedTensor(name: name(ofOutput: k), tensor: outputs[k]) }))
                 } else {
                     answer(item, .success(outputs.indices.map { k in
                         let output = outputs[k]
-                        guard output.shape.first == totalRows else { return output }
-                        return item.rows == 1 ? output.rows(range, shape: oneRow[k]) : output.rows(range)
+                        guard output.shape.first == totalRows else { return NamedTensor(name: name(ofOutput: k), tensor: output) }
+                        return NamedTensor(name: name(ofOutput: k), tensor: item.rows == 1 ? output.rows(range, shape: oneRow[k]) : output.rows(range))
                     }))
                 }
             }
@@ -224,8 +229,14 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         }
     }
 
+    /// The name of output `k` (a model that returned more outputs than it declares gets the rest
+    /// named by position rather than dropped).
+    private func name(ofOutput k: Int) -> String {
+        k < outputNames.count ? outputNames[k] : "output\(k)"
+    }
+
     /// Every request leaves through here, once: no longer in flight, then answered.
-    private func answer(_ work: Work, _ result: Result<[Tensor], ApusError>) {
+    private func answer(_ work: Work, _ result: Result<[NamedTensor], ApusError>) {
         inflight.subtract(1, ordering: .releasing)
         work.completion(result)
     }

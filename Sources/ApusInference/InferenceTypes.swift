@@ -1,7 +1,7 @@
 import ApusRuntime
 
 /// A tensor with its input or output name.
-public struct NamedTensor: Sendable {
+public struct NamedTensor: Sendable, Equatable {
     public var name: String
     public var tensor: Tensor
     public init(name: String, tensor: Tensor) {

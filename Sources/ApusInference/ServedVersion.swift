@@ -57,8 +57,8 @@ public final class ServedVersion: Sendable {
     /// Validates the request against the model's inputs and queues it. `completion` runs once, on
     /// a worker thread.
     func submit(_ request: InferRequest, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<[Tensor], ApusError>) -> Void) {
-        let feeds: [Tensor]
+                completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void) {
+        let feeds: [NamedTensor]
         do {
             feeds = try orderedFeeds(request)
         } catch let error as ApusError {
@@ -72,7 +72,8 @@ public final class ServedVersion: Sendable {
     }
 
     /// The request's tensors in model input order, each checked: name, element type, rank, width.
-    func orderedFeeds(_ request: InferRequest) throws -> [Tensor] {
+    /// Inputs sent in model order (nearly always) come back as the request's own array.
+    func orderedFeeds(_ request: InferRequest) throws -> [NamedTensor] {
         let expected = compiled.inputs
         // Models take a handful of inputs: linear scans beat building a dictionary per request.
         // Bounded by the model, not the request: after `expected.count` distinct known names the
@@ -86,23 +87,34 @@ public final class ServedVersion: Sendable {
         }
         let rows = request.rows
         guard rows > 0 else { throw ApusError(.badRequest, "input \(request.inputs.first?.name ?? "?") has no rows") }
-        return try expected.map { spec in
+        var inOrder = inputs.count == expected.count
+        for (spec, input) in zip(expected, inputs) where spec.name != input.name { inOrder = false }
+        if inOrder {
+            for (spec, input) in zip(expected, inputs) { try check(input.tensor, against: spec, rows: rows) }
+            return inputs
+        }
+        return try expected.map { spec -> NamedTensor in
             guard let tensor = inputs.first(where: { $0.name == spec.name })?.tensor else { throw ApusError(.badRequest, "input \(spec.name) is missing") }
-            if tensor.elementType == .string { throw ApusError(.badRequest, "input \(spec.name): BYTES is not supported by this model") }
-            guard tensor.count == 0 || tensor.shape.count >= 1 else { throw ApusError(.badRequest, "input \(spec.name): a scalar is not a batch") }
-            if let shape = spec.shape {
-                // Rank and fixed dimensions after the batch axis must match.
-                guard tensor.shape.count == shape.count, zip(shape.dropFirst(), tensor.shape.dropFirst()).allSatisfy({ $0 == nil || $0 == $1 }) else {
-                    throw ApusError(.badRequest, "input \(spec.name): shape \(tensor.shape) does not match the model's [\(shape.map { $0.map(String.init) ?? "-1" }.joined(separator: ", "))]")
-                }
+            try check(tensor, against: spec, rows: rows)
+            return NamedTensor(name: spec.name, tensor: tensor)
+        }
+    }
+
+    /// One input against the model's spec: element type, rank, fixed dimensions, rows, finiteness.
+    private func check(_ tensor: Tensor, against spec: GraphSpec.ValueSpec, rows: Int) throws {
+        if tensor.elementType == .string { throw ApusError(.badRequest, "input \(spec.name): BYTES is not supported by this model") }
+        guard tensor.count == 0 || tensor.shape.count >= 1 else { throw ApusError(.badRequest, "input \(spec.name): a scalar is not a batch") }
+        if let shape = spec.shape {
+            // Rank and fixed dimensions after the batch axis must match.
+            guard tensor.shape.count == shape.count, zip(shape.dropFirst(), tensor.shape.dropFirst()).allSatisfy({ $0 == nil || $0 == $1 }) else {
+                throw ApusError(.badRequest, "input \(spec.name): shape \(tensor.shape) does not match the model's [\(shape.map { $0.map(String.init) ?? "-1" }.joined(separator: ", "))]")
             }
-            guard tensor.shape.first == rows else {
-                throw ApusError(.badRequest, "input \(spec.name): \(tensor.shape.first ?? 0) rows, other inputs have \(rows)")
-            }
-            if case .float32(let values) = tensor.data, values.contains(where: { $0.isInfinite }) {
-                throw ApusError(.badRequest, "input \(spec.name): infinite values are not accepted")
-            }
-            return tensor
+        }
+        guard tensor.shape.first == rows else {
+            throw ApusError(.badRequest, "input \(spec.name): \(tensor.shape.first ?? 0) rows, other inputs have \(rows)")
+        }
+        if case .float32(let values) = tensor.data, values.contains(where: { $0.isInfinite }) {
+            throw ApusError(.badRequest, "input \(spec.name): infinite values are not accepted")
         }
     }
 }

@@ -24,14 +24,14 @@ final class DynamicBatcherTests: XCTestCase {
                               inlineBudgetNanos: inlineBudgetNanos, observer: nil)
     }
 
-    static func row(_ value: Float = 0.5) throws -> [Tensor] {
-        [try Tensor(shape: [1, 20], data: .float32(Array(repeating: value, count: 20)))]
+    static func row(_ value: Float = 0.5) throws -> [NamedTensor] {
+        [NamedTensor(name: "input", tensor: try Tensor(shape: [1, 20], data: .float32(Array(repeating: value, count: 20))))]
     }
 
     /// Submits one request inside a burst scope on this thread (as an event loop does for one
     /// socket read); returns whether it was answered on this thread (inline) and the answer.
-    func submitInBurst(_ batcher: DynamicBatcher) throws -> (answeredOnThisThread: Bool, result: Result<[Tensor], ApusError>) {
-        let answer = Mutex<(Result<[Tensor], ApusError>, UInt)?>(nil)
+    func submitInBurst(_ batcher: DynamicBatcher) throws -> (answeredOnThisThread: Bool, result: Result<[NamedTensor], ApusError>) {
+        let answer = Mutex<(Result<[NamedTensor], ApusError>, UInt)?>(nil)
         let done = DispatchSemaphore(value: 0)
         let feeds = try Self.row()
         let me = UInt(pthread_self())
