@@ -75,10 +75,17 @@ public final class ServedVersion: Sendable {
     /// Inputs sent in model order (nearly always) come back as the request's own array.
     func orderedFeeds(_ request: InferRequest) throws -> [NamedTensor] {
         let expected = compiled.inputs
+        let inputs = request.inputs
+        // The common case, one input named as the model's: only its contents to check.
+        if expected.count == 1, inputs.count == 1, inputs[0].name == expected[0].name {
+            let rows = request.rows
+            guard rows > 0 else { throw ApusError(.badRequest, "input \(inputs[0].name) has no rows") }
+            try check(inputs[0].tensor, against: expected[0], rows: rows)
+            return inputs
+        }
         // Models take a handful of inputs: linear scans beat building a dictionary per request.
         // Bounded by the model, not the request: after `expected.count` distinct known names the
         // next input is a duplicate or unknown and throws.
-        let inputs = request.inputs
         for (i, input) in inputs.enumerated() {
             if inputs[..<i].contains(where: { $0.name == input.name }) { throw ApusError(.badRequest, "input \(input.name) is given twice") }
             if !expected.contains(where: { $0.name == input.name }) {

@@ -86,7 +86,8 @@ public final class OutcomeTracker: Sendable {
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
     public func log(requestID: String, routingKey: String?, prediction: Prediction) {
         state.withLock { s in
-            if let old = s.ring[s.next] { s.byID.remove(slot: s.next, key: old.key) }
+            // Only the key is read: binding the whole entry copied (retained) its three strings.
+            if let oldKey = s.ring[s.next]?.key { s.byID.remove(slot: s.next, key: oldKey) }
             let key = requestID.hashValue
             // An id logged again (a client reusing x-request-id) answers for its latest prediction.
             if let earlier = s.byID.first(key: key, where: { s.ring[$0]?.id == requestID }) {

@@ -48,53 +48,56 @@ extension WireInferRequest {
 /// FastInferRequestDecoderTests). Stateless.
 enum FastInferRequestDecoder {
     static func decode(_ body: [UInt8]) -> WireInferRequest? {
-        body.withUnsafeBufferPointer { buffer -> WireInferRequest? in
+        // Decoded in place (the request here, each tensor in its slot of `inputs`): building
+        // values and returning them copied every field once more.
+        var out = WireInferRequest()
+        let understood = body.withUnsafeBufferPointer { buffer -> Bool in
             var reader = Reader(buffer: buffer, position: 0, end: buffer.count)
-            var out = WireInferRequest()
             while !reader.atEnd {
-                guard let (field, wireType) = reader.key() else { return nil }
+                guard let (field, wireType) = reader.key() else { return false }
                 switch (field, wireType) {
-                case (1, 2): guard let s = reader.string() else { return nil }; out.model = s
-                case (2, 2): guard let s = reader.string() else { return nil }; out.version = s
-                case (3, 2): guard let s = reader.string() else { return nil }; out.label = s
-                case (4, 2): guard let s = reader.string() else { return nil }; out.routingKey = s
-                case (5, 2): guard let s = reader.string() else { return nil }; out.id = s
+                case (1, 2): guard let s = reader.string() else { return false }; out.model = s
+                case (2, 2): guard let s = reader.string() else { return false }; out.version = s
+                case (3, 2): guard let s = reader.string() else { return false }; out.label = s
+                case (4, 2): guard let s = reader.string() else { return false }; out.routingKey = s
+                case (5, 2): guard let s = reader.string() else { return false }; out.id = s
                 case (6, 2):
-                    guard let range = reader.lengthDelimited(), let input = tensor(buffer, range, body) else { return nil }
-                    out.inputs.append(input)
-                case (7, 2): guard let s = reader.string() else { return nil }; out.outputs.append(s)
-                case (1...8, _): return nil
-                default: guard reader.skip(wireType) else { return nil }
+                    guard let range = reader.lengthDelimited() else { return false }
+                    out.inputs.append(WireInferRequest.Input())
+                    guard tensor(buffer, range, body, into: &out.inputs[out.inputs.count - 1]) else { return false }
+                case (7, 2): guard let s = reader.string() else { return false }; out.outputs.append(s)
+                case (1...8, _): return false
+                default: guard reader.skip(wireType) else { return false }
                 }
             }
-            return out
+            return true
         }
+        return understood ? out : nil
     }
 
-    private static func tensor(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ body: [UInt8]) -> WireInferRequest.Input? {
+    private static func tensor(_ buffer: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ body: [UInt8], into out: inout WireInferRequest.Input) -> Bool {
         var reader = Reader(buffer: buffer, position: range.lowerBound, end: range.upperBound)
-        var out = WireInferRequest.Input()
         while !reader.atEnd {
-            guard let (field, wireType) = reader.key() else { return nil }
+            guard let (field, wireType) = reader.key() else { return false }
             switch (field, wireType) {
-            case (1, 2): guard let s = reader.string() else { return nil }; out.name = s
+            case (1, 2): guard let s = reader.string() else { return false }; out.name = s
             case (2, 0):
-                guard let v = reader.varint(), v <= 5, let type = Apus_V1_DataType(rawValue: Int(v)) else { return nil }
+                guard let v = reader.varint(), v <= 5, let type = Apus_V1_DataType(rawValue: Int(v)) else { return false }
                 out.datatype = type
             case (3, 2):
-                guard let packed = reader.lengthDelimited() else { return nil }
+                guard let packed = reader.lengthDelimited() else { return false }
                 var inner = Reader(buffer: buffer, position: packed.lowerBound, end: packed.upperBound)
                 while !inner.atEnd {
-                    guard let v = inner.varint() else { return nil }
+                    guard let v = inner.varint() else { return false }
                     out.shape.append(Int(truncatingIfNeeded: Int64(bitPattern: v)))
                 }
-            case (3, 0): guard let v = reader.varint() else { return nil }; out.shape.append(Int(truncatingIfNeeded: Int64(bitPattern: v)))
-            case (4, 2): guard let raw = reader.lengthDelimited() else { return nil }; out.raw = body[raw]
-            case (1...4, _): return nil
-            default: guard reader.skip(wireType) else { return nil }
+            case (3, 0): guard let v = reader.varint() else { return false }; out.shape.append(Int(truncatingIfNeeded: Int64(bitPattern: v)))
+            case (4, 2): guard let raw = reader.lengthDelimited() else { return false }; out.raw = body[raw]
+            case (1...4, _): return false
+            default: guard reader.skip(wireType) else { return false }
             }
         }
-        return out
+        return true
     }
 
     /// Reads wire-format primitives from `buffer[position..<end]`; nil on anything malformed.

@@ -53,11 +53,15 @@ public enum ProtobufCodec {
             throw ApusError(.badRequest, "version: the body asks for \(bodySelector), the path for \(selector)")
         }
         guard !message.inputs.isEmpty else { throw ApusError(.badRequest, "inputs: at least one tensor is required") }
-        // By index, so each input is read in place rather than copied out (four counted fields).
-        var inputs: [InferRequest.Input] = []
-        inputs.reserveCapacity(message.inputs.count)
-        for index in message.inputs.indices {
-            inputs.append(InferRequest.Input(name: message.inputs[index].name, tensor: try decodeTensor(message.inputs[index], index: index)))
+        // Through the buffer, so each input is read in place rather than copied out (four
+        // counted fields each).
+        let inputs = try message.inputs.withUnsafeBufferPointer { wire -> [InferRequest.Input] in
+            var inputs: [InferRequest.Input] = []
+            inputs.reserveCapacity(wire.count)
+            for index in wire.indices {
+                inputs.append(InferRequest.Input(name: wire[index].name, tensor: try decodeTensor(wire[index], index: index)))
+            }
+            return inputs
         }
         var requested: [String: Bool] = [:]
         for name in message.outputs { requested[name] = true }
