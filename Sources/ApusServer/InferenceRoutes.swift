@@ -181,8 +181,8 @@ public struct InferenceRoutes: Sendable {
             let bodyID = decoded.id
             service.run(decoded, on: served, cancellation: context) { result in
                 switch result {
-                case .success(let tensors):
-                    let answer = InferenceService.answer(tensors, served: served, variant: variant, id: bodyID, requested: requested)
+                case .success(let outputs):
+                    let answer = InferenceService.answer(outputs, served: served, variant: variant, id: bodyID, requested: requested)
                     // Logged under the id the answer's x-request-id carries (a header id wins over
                     // the body's, as in the echo), so feedback names the request as the client saw it.
                     if let outcomes, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {

@@ -141,19 +141,28 @@ public enum ProtobufCodec {
     /// nil only if the size pass and the writes disagree (tests hold it to never).
     static func encodeResponseDirectly(_ answer: InferResponse) -> [UInt8]? {
         typealias W = ProtobufWriter
+        let outputs = answer.outputs
+        // BOOL and BYTES outputs are converted to raw bytes once, up front; numeric outputs are
+        // written straight from their arrays (and most answers have no other kind).
+        let converted: [[UInt8]?]? = outputs.contains(where: { convertedRawBytes($0.tensor) != nil })
+            ? outputs.map { convertedRawBytes($0.tensor) } : nil
+        func payloadSize(_ k: Int) -> Int {
+            tensorPayloadSize(outputs[k], rawCount: converted?[k]?.count ?? outputs[k].tensor.count * rawWidth(outputs[k].tensor))
+        }
         let version = String(answer.version)
         var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
             + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
-        for output in answer.outputs {
-            size += W.messageSize(5, payload: tensorPayloadSize(output))
+        for k in outputs.indices {
+            size += W.messageSize(5, payload: payloadSize(k))
         }
         return W.bytes(size: size) { writer in
             writer.string(1, answer.model)
             writer.string(2, version)
             writer.string(3, answer.variant ?? "")
             writer.string(4, answer.id ?? "")
-            for output in answer.outputs {
-                writer.messageHeader(5, size: tensorPayloadSize(output))
+            for k in outputs.indices {
+                let output = outputs[k]
+                writer.messageHeader(5, size: payloadSize(k))
                 writer.string(1, output.name)
                 writer.enumValue(2, datatype(of: output.tensor).rawValue)
                 writer.packedInt64(3, output.tensor.shape)
@@ -162,27 +171,35 @@ public enum ProtobufCodec {
                 case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
-                case .bool, .string: KServeJSONCodec.rawBytes(output.tensor).withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                case .bool, .string: (converted?[k] ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 }
             }
             writer.packedInt64(6, answer.classLabels ?? [])
         }
     }
 
-    /// The bytes of one output's `Tensor` message, without its key and length.
-    static func tensorPayloadSize(_ output: InferResponse.Output) -> Int {
-        typealias W = ProtobufWriter
-        let tensor = output.tensor
-        let raw: Int
+    /// The raw bytes of a BOOL or BYTES tensor (numeric tensors: nil, their arrays are the bytes).
+    static func convertedRawBytes(_ tensor: Tensor) -> [UInt8]? {
         switch tensor.data {
-        case .float32(let v): raw = v.count * 4
-        case .float64(let v): raw = v.count * 8
-        case .int64(let v): raw = v.count * 8
-        case .int32(let v): raw = v.count * 4
-        case .bool, .string: raw = KServeJSONCodec.rawBytes(tensor).count
+        case .bool, .string: KServeJSONCodec.rawBytes(tensor)
+        case .float32, .float64, .int64, .int32: nil
         }
-        return W.stringSize(1, output.name) + W.enumSize(2, datatype(of: tensor).rawValue) + W.packedInt64Size(3, tensor.shape)
-            + W.lengthDelimitedSize(4, count: raw)
+    }
+
+    /// Bytes per element of a numeric tensor's raw contents.
+    static func rawWidth(_ tensor: Tensor) -> Int {
+        switch tensor.data {
+        case .float32, .int32: 4
+        case .float64, .int64: 8
+        case .bool, .string: 1
+        }
+    }
+
+    /// The bytes of one output's `Tensor` message, without its key and length.
+    static func tensorPayloadSize(_ output: InferResponse.Output, rawCount: Int) -> Int {
+        typealias W = ProtobufWriter
+        return W.stringSize(1, output.name) + W.enumSize(2, datatype(of: output.tensor).rawValue) + W.packedInt64Size(3, output.tensor.shape)
+            + W.lengthDelimitedSize(4, count: rawCount)
     }
 
     static func datatype(of tensor: Tensor) -> Apus_V1_DataType {
