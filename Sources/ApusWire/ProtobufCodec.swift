@@ -142,27 +142,29 @@ public enum ProtobufCodec {
     static func encodeResponseDirectly(_ answer: InferResponse) -> [UInt8]? {
         typealias W = ProtobufWriter
         let outputs = answer.outputs
-        // BOOL and BYTES outputs are converted to raw bytes once, up front; numeric outputs are
-        // written straight from their arrays (and most answers have no other kind).
-        let converted: [[UInt8]?]? = outputs.contains(where: { convertedRawBytes($0.tensor) != nil })
-            ? outputs.map { convertedRawBytes($0.tensor) } : nil
-        func payloadSize(_ k: Int) -> Int {
-            tensorPayloadSize(outputs[k], rawCount: converted?[k]?.count ?? outputs[k].tensor.count * rawWidth(outputs[k].tensor))
-        }
+        // Each output is visited once per pass (a visit copies its three counted fields). BOOL
+        // and BYTES outputs are converted to raw bytes once, in the size pass; numeric outputs
+        // are written straight from their arrays (most answers have no other kind).
+        var converted: [Int: [UInt8]] = [:]
         let version = String(answer.version)
         var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
             + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
-        for k in outputs.indices {
-            size += W.messageSize(5, payload: payloadSize(k))
+        for (k, output) in outputs.enumerated() {
+            var rawCount = output.tensor.count * rawWidth(output.tensor)
+            if let bytes = convertedRawBytes(output.tensor) {
+                converted[k] = bytes
+                rawCount = bytes.count
+            }
+            size += W.messageSize(5, payload: tensorPayloadSize(output, rawCount: rawCount))
         }
         return W.bytes(size: size) { writer in
             writer.string(1, answer.model)
             writer.string(2, version)
             writer.string(3, answer.variant ?? "")
             writer.string(4, answer.id ?? "")
-            for k in outputs.indices {
-                let output = outputs[k]
-                writer.messageHeader(5, size: payloadSize(k))
+            for (k, output) in outputs.enumerated() {
+                let raw = converted[k]
+                writer.messageHeader(5, size: tensorPayloadSize(output, rawCount: raw?.count ?? output.tensor.count * rawWidth(output.tensor)))
                 writer.string(1, output.name)
                 writer.enumValue(2, datatype(of: output.tensor).rawValue)
                 writer.packedInt64(3, output.tensor.shape)
@@ -171,7 +173,7 @@ public enum ProtobufCodec {
                 case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
-                case .bool, .string: (converted?[k] ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                case .bool, .string: (raw ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 }
             }
             writer.packedInt64(6, answer.classLabels ?? [])
