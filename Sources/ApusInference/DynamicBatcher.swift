@@ -24,11 +24,11 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         /// Asked just before the batch runs; nil: ask `cancellation` (no closure per request).
         let isCancelled: (@Sendable () -> Bool)?
         let cancellation: RequestContext?
-        let completion: @Sendable (Result<[NamedTensor], ApusError>) -> Void
+        let completion: @Sendable (Result<OutputRows, ApusError>) -> Void
         let enqueuedAt: UInt64
 
         init(feeds: [NamedTensor], rows: Int, isCancelled: (@Sendable () -> Bool)?, cancellation: RequestContext?,
-             completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void, enqueuedAt: UInt64) {
+             completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void, enqueuedAt: UInt64) {
             self.feeds = feeds
             self.rows = rows
             self.isCancelled = isCancelled
@@ -79,7 +79,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void) {
+                completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
         // Inside a burst (an event loop dispatching one socket read), hold the request and decide
         // once at the burst's end, so the burst runs as one batch with one hand-off.
         let hold = WakeupCoalescer.isBatching
@@ -201,26 +201,13 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                                   queueWaitNanos: items.map { started &- $0.enqueuedAt }, computeNanos: finished &- started)
                 observer.inputsSeen(model: model, version: version, feeds: feeds)
             }
-            // Per output, the shape of a one-row slice, made once and shared by the batch's
-            // single-row requests (most of them).
-            let oneRow = items.count == 1 ? [] : outputs.map { output -> [Int] in
-                var shape = output.shape
-                if shape.isEmpty { shape = [1] } else { shape[0] = 1 }
-                return shape
-            }
+            // Named once per batch; each request gets its rows of these (no copies).
+            let named = outputs.indices.map { k in NamedTensor(name: name(ofOutput: k), tensor: outputs[k]) }
             var start = 0
             for item in items {
                 let range = start..<(start + item.rows)
                 start += item.rows
-                if items.count == 1 {
-                    answer(item, .success(outputs.indices.map { k in NamedTensor(name: name(ofOutput: k), tensor: outputs[k]) }))
-                } else {
-                    answer(item, .success(outputs.indices.map { k in
-                        let output = outputs[k]
-                        guard output.shape.first == totalRows else { return NamedTensor(name: name(ofOutput: k), tensor: output) }
-                        return NamedTensor(name: name(ofOutput: k), tensor: item.rows == 1 ? output.rows(range, shape: oneRow[k]) : output.rows(range))
-                    }))
-                }
+                answer(item, .success(items.count == 1 ? OutputRows(whole: named) : OutputRows(batch: named, rows: range, batchRows: totalRows)))
             }
         } catch {
             let message = (error as? RuntimeError)?.message ?? "\(error)"
@@ -236,7 +223,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     }
 
     /// Every request leaves through here, once: no longer in flight, then answered.
-    private func answer(_ work: Work, _ result: Result<[NamedTensor], ApusError>) {
+    private func answer(_ work: Work, _ result: Result<OutputRows, ApusError>) {
         inflight.subtract(1, ordering: .releasing)
         work.completion(result)
     }

@@ -59,11 +59,11 @@ public final class InferenceService: Sendable {
         }
     }
 
-    /// `infer` without shaping the answer: `completion` gets the model's outputs for this request,
+    /// `infer` without shaping the answer: `completion` gets this request's rows of the model's outputs,
     /// in model output order, and the caller shapes them with `answer` in the same closure (one
     /// closure per request on the hottest path instead of two).
     public func run(_ request: InferRequest, on served: ServedVersion, isCancelled: (@Sendable () -> Bool)? = nil,
-                    cancellation: RequestContext? = nil, completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void) {
+                    cancellation: RequestContext? = nil, completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
         let outputSpecs = served.compiled.outputs
         for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {
             completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
@@ -72,11 +72,12 @@ public final class InferenceService: Sendable {
         served.submit(request, isCancelled: isCancelled, cancellation: cancellation, completion: completion)
     }
 
-    /// The answer for `outputs` (one request's named outputs from `run`): the requested ones (all
-    /// when `requested` is empty, passed on as they are), plus who served and the class labels.
-    public static func answer(_ outputs: [NamedTensor], served: ServedVersion, variant: String?, id: String?, requested: [String: Bool]) -> InferResponse {
+    /// The answer for `outputs` (one request's rows of its batch's outputs, from `run`): the
+    /// requested ones (all when `requested` is empty, passed on as they are), plus who served and
+    /// the class labels.
+    public static func answer(_ outputs: OutputRows, served: ServedVersion, variant: String?, id: String?, requested: [String: Bool]) -> InferResponse {
         let outputs = requested.isEmpty ? outputs : outputs.filter { requested[$0.name] != nil }
         return InferResponse(model: served.model, version: served.version, variant: variant, id: id,
-                             outputs: outputs, classLabels: served.compiled.classLabels)
+                             rows: outputs, classLabels: served.compiled.classLabels)
     }
 }

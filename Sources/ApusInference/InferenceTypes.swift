@@ -58,6 +58,10 @@ public enum VersionSelector: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The answer: outputs in the model's output order, plus who served it.
+///
+/// The outputs are kept as the batch left them (`rows`): an encoder that can write a window of
+/// a tensor reads `rows` and copies nothing; `outputs` gives each its own tensor (copying the
+/// request's rows out of the batch on every read, so read it once).
 public struct InferResponse: Sendable {
     public typealias Output = NamedTensor
 
@@ -66,16 +70,27 @@ public struct InferResponse: Sendable {
     /// The A/B variant that served, when the model has a split.
     public var variant: String?
     public var id: String?
-    public var outputs: [Output]
+    /// The outputs as the batch returned them, with this request's rows.
+    public var rows: OutputRows
     /// For classifiers: the class labels, in probability-column order.
     public var classLabels: [Int64]?
 
     public init(model: String, version: Int, variant: String? = nil, id: String?, outputs: [Output], classLabels: [Int64]?) {
+        self.init(model: model, version: version, variant: variant, id: id, rows: OutputRows(whole: outputs), classLabels: classLabels)
+    }
+
+    public init(model: String, version: Int, variant: String? = nil, id: String?, rows: OutputRows, classLabels: [Int64]?) {
         self.model = model
         self.version = version
         self.variant = variant
         self.id = id
-        self.outputs = outputs
+        self.rows = rows
         self.classLabels = classLabels
+    }
+
+    /// The outputs, each a tensor of its own.
+    public var outputs: [Output] {
+        get { rows.tensors }
+        set { rows = OutputRows(whole: newValue) }
     }
 }

@@ -57,7 +57,7 @@ public final class ServedVersion: Sendable {
     /// Validates the request against the model's inputs and queues it. `completion` runs once, on
     /// a worker thread.
     func submit(_ request: InferRequest, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<[NamedTensor], ApusError>) -> Void) {
+                completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
         let feeds: [NamedTensor]
         do {
             feeds = try orderedFeeds(request)

@@ -70,17 +70,28 @@ public final class OutcomeTracker: Sendable {
 
     /// The prediction an answer carries: a label output if there is one, else the first value.
     public static func prediction(of answer: InferResponse, variant: String) -> Prediction? {
-        for output in answer.outputs {
-            switch output.tensor.data {
-            case .int64(let v) where !v.isEmpty:
-                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[0]), isClassification: true)
-            case .int32(let v) where !v.isEmpty:
-                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[0]), isClassification: true)
+        // Read in place from the batch's outputs: the first value of the request's rows.
+        let rows = answer.rows
+        for k in rows.batch.indices {
+            let first = rows.window(k).elements.lowerBound
+            switch rows.batch[k].tensor.data {
+            case .int64(let v) where first < v.count:
+                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[first]), isClassification: true)
+            case .int32(let v) where first < v.count:
+                return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[first]), isClassification: true)
             default: continue
             }
         }
-        guard let first = answer.outputs.first, let values = try? first.tensor.floats(), let value = values.first else { return nil }
-        return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(value), isClassification: false)
+        guard let output = rows.batch.first else { return nil }
+        let first = rows.window(0).elements.lowerBound
+        let value: Double
+        switch output.tensor.data {
+        case .float32(let v) where first < v.count: value = Double(v[first])
+        case .float64(let v) where first < v.count: value = v[first]
+        case .bool(let v) where first < v.count: value = v[first] ? 1 : 0
+        default: return nil
+        }
+        return Prediction(model: answer.model, variant: variant, version: answer.version, value: value, isClassification: false)
     }
 
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).

@@ -11,11 +11,12 @@ public enum PredictEncoding {
     static func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
 
     public static func encode(_ answer: InferResponse, single: Bool) -> String {
-        let rows = answer.outputs.first?.tensor.shape.first ?? 0
+        let outputs = answer.outputs   // each read copies the request's rows out: once
+        let rows = outputs.first?.tensor.shape.first ?? 0
         var predictions: [String] = []
         var confidences: [String] = []
-        let labelOutput = answer.outputs.first { $0.tensor.elementType == .int64 || $0.tensor.elementType == .int32 || $0.tensor.elementType == .string }
-        let probabilities = answer.outputs.first { out in
+        let labelOutput = outputs.first { $0.tensor.elementType == .int64 || $0.tensor.elementType == .int32 || $0.tensor.elementType == .string }
+        let probabilities = outputs.first { out in
             out.tensor.elementType == .float32 && out.tensor.shape.count == 2 && (out.tensor.shape[1] > 1 || labelOutput != nil)
         }
         for row in 0..<rows {
@@ -26,7 +27,7 @@ public enum PredictEncoding {
                 case .string(let v): predictions.append(JSONString.quote(v[row]))
                 default: predictions.append("null")
                 }
-            } else if let first = answer.outputs.first, let values = try? first.tensor.floats() {
+            } else if let first = outputs.first, let values = try? first.tensor.floats() {
                 let width = first.tensor.shape.dropFirst().reduce(1, *)
                 predictions.append(width == 1 ? Self.number(values[row]) : "[" + values[(row * width)..<((row + 1) * width)].map(Self.number).joined(separator: ",") + "]")
             }

@@ -141,7 +141,9 @@ public enum ProtobufCodec {
     /// nil only if the size pass and the writes disagree (tests hold it to never).
     static func encodeResponseDirectly(_ answer: InferResponse) -> [UInt8]? {
         typealias W = ProtobufWriter
-        let outputs = answer.outputs
+        // The request's rows are written straight from the batch's arrays (`OutputRows`).
+        let rows = answer.rows
+        let outputs = rows.batch
         // Each output is visited once per pass (a visit copies its three counted fields). BOOL
         // and BYTES outputs are converted to raw bytes once, in the size pass; numeric outputs
         // are written straight from their arrays (most answers have no other kind).
@@ -149,30 +151,36 @@ public enum ProtobufCodec {
         let version = String(answer.version)
         var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
             + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
-        for (k, output) in outputs.enumerated() {
-            var rawCount = output.tensor.count * rawWidth(output.tensor)
-            if let bytes = convertedRawBytes(output.tensor) {
+        for k in outputs.indices {
+            let window = rows.window(k)
+            var rawCount = window.elements.count * rawWidth(outputs[k].tensor)
+            if let bytes = convertedRawBytes(outputs[k].tensor, window.firstDimension == nil ? nil : rows.tensor(k)) {
                 converted[k] = bytes
                 rawCount = bytes.count
             }
-            size += W.messageSize(5, payload: tensorPayloadSize(output, rawCount: rawCount))
+            size += W.messageSize(5, payload: tensorPayloadSize(outputs[k], shape: RowShape(outputs[k].tensor.shape, window.firstDimension), rawCount: rawCount))
         }
         return W.bytes(size: size) { writer in
             writer.string(1, answer.model)
             writer.string(2, version)
             writer.string(3, answer.variant ?? "")
             writer.string(4, answer.id ?? "")
-            for (k, output) in outputs.enumerated() {
+            for k in outputs.indices {
+                let output = outputs[k]
+                let window = rows.window(k)
+                let shape = RowShape(output.tensor.shape, window.firstDimension)
                 let raw = converted[k]
-                writer.messageHeader(5, size: tensorPayloadSize(output, rawCount: raw?.count ?? output.tensor.count * rawWidth(output.tensor)))
+                writer.messageHeader(5, size: tensorPayloadSize(output, shape: shape, rawCount: raw?.count ?? window.elements.count * rawWidth(output.tensor)))
                 writer.string(1, output.name)
                 writer.enumValue(2, datatype(of: output.tensor).rawValue)
-                writer.packedInt64(3, output.tensor.shape)
+                writer.packedInt64(3, shape)
+                let width = rawWidth(output.tensor)
+                let bytes = (window.elements.lowerBound * width)..<(window.elements.upperBound * width)
                 switch output.tensor.data {
-                case .float32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
-                case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
-                case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
-                case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                case .float32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
                 case .bool, .string: (raw ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
                 }
             }
@@ -180,10 +188,26 @@ public enum ProtobufCodec {
         }
     }
 
-    /// The raw bytes of a BOOL or BYTES tensor (numeric tensors: nil, their arrays are the bytes).
-    static func convertedRawBytes(_ tensor: Tensor) -> [UInt8]? {
+    /// A shape with its first dimension replaced by a request's row count (its window of a batch
+    /// output; nil: the shape as it is), as a collection, so it is sized and written without
+    /// building an array per answer.
+    struct RowShape: RandomAccessCollection {
+        let shape: [Int]
+        let firstDimension: Int?
+        init(_ shape: [Int], _ firstDimension: Int?) {
+            self.shape = shape
+            self.firstDimension = firstDimension
+        }
+        var startIndex: Int { 0 }
+        var endIndex: Int { shape.count }
+        subscript(i: Int) -> Int { i == 0 ? firstDimension ?? shape[0] : shape[i] }
+    }
+
+    /// The raw bytes of a BOOL or BYTES tensor (numeric tensors: nil, their arrays are the bytes),
+    /// or of `window` (the request's rows of it, copied out) when given.
+    static func convertedRawBytes(_ tensor: Tensor, _ window: @autoclosure () -> Tensor?) -> [UInt8]? {
         switch tensor.data {
-        case .bool, .string: KServeJSONCodec.rawBytes(tensor)
+        case .bool, .string: KServeJSONCodec.rawBytes(window() ?? tensor)
         case .float32, .float64, .int64, .int32: nil
         }
     }
@@ -198,9 +222,9 @@ public enum ProtobufCodec {
     }
 
     /// The bytes of one output's `Tensor` message, without its key and length.
-    static func tensorPayloadSize(_ output: InferResponse.Output, rawCount: Int) -> Int {
+    static func tensorPayloadSize(_ output: InferResponse.Output, shape: RowShape, rawCount: Int) -> Int {
         typealias W = ProtobufWriter
-        return W.stringSize(1, output.name) + W.enumSize(2, datatype(of: output.tensor).rawValue) + W.packedInt64Size(3, output.tensor.shape)
+        return W.stringSize(1, output.name) + W.enumSize(2, datatype(of: output.tensor).rawValue) + W.packedInt64Size(3, shape)
             + W.lengthDelimitedSize(4, count: rawCount)
     }
 

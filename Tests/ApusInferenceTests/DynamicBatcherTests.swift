@@ -29,9 +29,9 @@ final class DynamicBatcherTests: XCTestCase {
 
     /// Submits one request inside a burst scope on this thread (as an event loop does for one
     /// socket read); returns whether it was answered on this thread (inline) and the answer.
-    func submitInBurst(_ batcher: DynamicBatcher) throws -> (answeredOnThisThread: Bool, result: Result<[NamedTensor], ApusError>) {
+    func submitInBurst(_ batcher: DynamicBatcher) throws -> (answeredOnThisThread: Bool, result: Result<OutputRows, ApusError>) {
         // `Locked`, not `Mutex`: the thread sanitizer sees only pthread locking.
-        let answer = Locked<(Result<[NamedTensor], ApusError>, UInt)?>(nil)
+        let answer = Locked<(Result<OutputRows, ApusError>, UInt)?>(nil)
         let done = DispatchSemaphore(value: 0)
         let feeds = try Self.row()
         let me = UInt(pthread_self())
@@ -55,7 +55,7 @@ final class DynamicBatcherTests: XCTestCase {
         XCTAssertTrue(batcher.runsInline(rows: 1))
         let second = try submitInBurst(batcher)
         XCTAssertTrue(second.answeredOnThisThread, "answered on the releasing thread: ran inline")
-        XCTAssertEqual(try second.result.get(), try first.result.get())
+        XCTAssertEqual(try second.result.get().tensors, try first.result.get().tensors)
     }
 
     func testAZeroBudgetAlwaysUsesThePool() throws {

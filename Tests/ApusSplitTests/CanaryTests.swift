@@ -124,4 +124,17 @@ final class OutcomeTrackerTests: XCTestCase {
         let regressor = InferResponse(model: "m", version: 1, id: nil, outputs: [.init(name: "variable", tensor: try Tensor(shape: [1, 1], data: .float32([3.5])))], classLabels: nil)
         XCTAssertEqual(OutcomeTracker.prediction(of: regressor, variant: "a")?.value, 3.5)
     }
+
+    func testPredictionIsReadFromTheRequestsOwnRowOfItsBatch() throws {
+        let batch: [NamedTensor] = [
+            .init(name: "label", tensor: try Tensor(shape: [3], data: .int64([5, 6, 7]))),
+            .init(name: "probabilities", tensor: try Tensor(shape: [3, 2], data: .float32([0, 1, 0, 1, 1, 0]))),
+        ]
+        let classifier = InferResponse(model: "m", version: 1, id: nil, rows: OutputRows(batch: batch, rows: 2..<3, batchRows: 3), classLabels: nil)
+        XCTAssertEqual(OutcomeTracker.prediction(of: classifier, variant: "a")?.value, 7)
+        let values: [NamedTensor] = [.init(name: "variable", tensor: try Tensor(shape: [3, 1], data: .float64([1.5, 2.5, 3.5])))]
+        let regressor = InferResponse(model: "m", version: 1, id: nil, rows: OutputRows(batch: values, rows: 1..<2, batchRows: 3), classLabels: nil)
+        XCTAssertEqual(OutcomeTracker.prediction(of: regressor, variant: "a")?.value, 2.5)
+        XCTAssertEqual(OutcomeTracker.prediction(of: regressor, variant: "a")?.isClassification, false)
+    }
 }

@@ -35,6 +35,28 @@ final class ProtobufResponseEncodingTests: XCTestCase {
         }
     }
 
+    func testARequestsRowsOfABatchEncodeAsItsOwnTensorsWouldWithoutCopyingThemOut() throws {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<200 {
+            let batchRows = 1 + round % 7
+            var batch: [NamedTensor] = []
+            for k in 0..<(1 + round % 4) {
+                batch.append(NamedTensor(name: "out\(k)", tensor: try tensor((round + k) % 6, rows: batchRows, &rng)))
+            }
+            // An output that is not per row (its first dimension is not the batch's) goes whole.
+            if round % 3 == 0 { batch.append(NamedTensor(name: "scale", tensor: try Tensor(shape: [batchRows + 1], data: .float32(Array(repeating: 0.5, count: batchRows + 1))))) }
+            let start = round % batchRows
+            let rows = start..<(start + 1 + (round / 7) % (batchRows - start))
+            let answer = InferResponse(model: "m", version: 3, variant: nil, id: "r\(round)",
+                                       rows: OutputRows(batch: batch, rows: rows, batchRows: batchRows), classLabels: [0, 1])
+            let copied = InferResponse(model: "m", version: 3, variant: nil, id: "r\(round)", outputs: answer.outputs, classLabels: [0, 1])
+            for (k, output) in copied.outputs.enumerated() where output.name != "scale" {
+                XCTAssertEqual(output.tensor, batch[k].tensor.rows(rows), "round \(round) output \(k)")
+            }
+            XCTAssertEqual(ProtobufCodec.encodeResponseDirectly(answer), ProtobufCodec.encodeResponseWithGeneratedCode(copied), "round \(round) rows \(rows) of \(batchRows)")
+        }
+    }
+
     func testVarintSizesMatchTheBytesWrittenAtEveryGroupBoundary() {
         var values: [UInt64] = [0, .max]
         for bits in 1..<64 { values += [(1 << bits) - 1, 1 << bits] }
