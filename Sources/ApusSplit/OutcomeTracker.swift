@@ -44,12 +44,14 @@ public final class OutcomeTracker: Sendable {
     }
 
     struct State {
-        var ring: [(id: String, key: Int, prediction: Prediction)?]
-        var next = 0
+        /// Slot `sequence % capacity` holds the log numbered `sequence`.
+        var ring: [(id: String, prediction: Prediction)?]
+        /// The number the next log takes.
+        var sequence: UInt64 = 0
         /// Ring slots by the id's in-process hash (`String.hashValue`, seeded per process, so ids
-        /// cannot be crafted to collide): integer keys keep the 100,000-entry table small and
-        /// spare a string comparison per probe. A lookup checks the slot's id, so ids with the
-        /// same hash are told apart and feedback never joins the wrong request.
+        /// cannot be crafted to collide): integer keys keep the table small and spare a string
+        /// comparison per probe. A lookup checks the slot's id, so ids with the same hash are
+        /// told apart and feedback never joins the wrong request.
         var byID: SlotTable
         var byKey: [String: String] = [:]
         /// Routing keys in first-seen order, as a ring of `capacity` slots (the oldest is evicted
@@ -96,18 +98,14 @@ public final class OutcomeTracker: Sendable {
 
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
     public func log(requestID: String, routingKey: String?, prediction: Prediction) {
+        let key = requestID.hashValue
         state.withLock { s in
-            // Only the key is read: binding the whole entry copied (retained) its three strings.
-            if let oldKey = s.ring[s.next]?.key { s.byID.remove(slot: s.next, key: oldKey) }
-            let key = requestID.hashValue
-            // An id logged again (a client reusing x-request-id) answers for its latest prediction.
-            if let earlier = s.byID.first(key: key, where: { s.ring[$0]?.id == requestID }) {
-                s.byID.remove(slot: earlier, key: key)
-                s.ring[earlier] = nil
-            }
-            s.ring[s.next] = (requestID, key, prediction)
-            s.byID.insert(slot: s.next, key: key)
-            s.next = (s.next + 1) % capacity
+            // The overwritten prediction's entry is not looked up: the table knows it is stale
+            // from its sequence number. An id logged again answers for its latest prediction
+            // (`latest`), and feedback consumes all of its entries.
+            s.ring[Int(s.sequence % UInt64(capacity))] = (requestID, prediction)
+            s.byID.insert(sequence: s.sequence, key: key)
+            s.sequence += 1
             if let routingKey {
                 if s.byKey[routingKey] == nil {
                     if let dropped = s.keyRing[s.keyNext] { s.byKey[dropped] = nil }
@@ -126,7 +124,8 @@ public final class OutcomeTracker: Sendable {
             guard let id = requestID ?? routingKey.flatMap({ s.byKey[$0] }) else {
                 throw ApusError(.notFound, routingKey.map { "no logged prediction for routing key \($0) (it may have expired)" } ?? "give request_id or routing_key")
             }
-            guard let slot = s.byID.first(key: id.hashValue, where: { s.ring[$0]?.id == id }), let entry = s.ring[slot] else {
+            let key = id.hashValue
+            guard let slot = s.byID.latest(key: key, where: { s.ring[$0]?.id == id }), let entry = s.ring[slot] else {
                 throw ApusError(.notFound, "no logged prediction for request id \(id) (it may have expired)")
             }
             guard entry.prediction.model == model else {
@@ -137,9 +136,17 @@ public final class OutcomeTracker: Sendable {
             if entry.prediction.isClassification, entry.prediction.value == truth { totals.correct += 1 }
             totals.absoluteErrorSum += abs(entry.prediction.value - truth)
             s.totals[model, default: [:]][entry.prediction.variant] = totals
-            // One feedback per prediction.
-            s.byID.remove(slot: slot, key: entry.key)
-            s.ring[slot] = nil
+            // One feedback per prediction: this one and any earlier prediction under the same id.
+            var consumed: [Int] = []
+            do {
+                let ring = s.ring   // read while the table changes; released before the ring is written
+                s.byID.removeAll(key: key, where: { slot in
+                    guard ring[slot]?.id == id else { return false }
+                    consumed.append(slot)
+                    return true
+                })
+            }
+            for slot in consumed { s.ring[slot] = nil }
             return entry.prediction
         }
     }

@@ -57,8 +57,9 @@ public final class TrafficSplitter: TrafficSplitting, Sendable {
         return new
     }
 
-    public func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice? {
-        guard let split = snapshot.models[model]?.settings.split else { return nil }
+    public func choose(model entry: RepositorySnapshot.Model, routingKey: String?) -> VariantChoice? {
+        guard let split = entry.settings.split else { return nil }
+        let model = entry.name
         let compiled: Compiled
         do {
             compiled = try cache.withLock { cache in
@@ -90,8 +91,8 @@ public final class TrafficSplitter: TrafficSplitting, Sendable {
         return VariantChoice(variant: variant.name, selector: selector, byHash: byHash)
     }
 
-    public func shadow(model: String, snapshot: RepositorySnapshot) -> VersionSelector? {
-        guard let shadow = snapshot.models[model]?.settings.split?.shadow else { return nil }
+    public func shadow(model entry: RepositorySnapshot.Model) -> VersionSelector? {
+        guard let shadow = entry.settings.split?.shadow else { return nil }
         if let version = shadow.version { return .version(version) }
         return shadow.label.map { .label($0) }
     }
