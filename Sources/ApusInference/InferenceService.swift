@@ -23,6 +23,12 @@ public final class InferenceService: Sendable {
         guard let entry = snapshot.models[model] else {
             throw ApusError(.notFound, "model \(model) is not in the repository")
         }
+        return try resolve(entry, selector: selector)
+    }
+
+    /// The version of a snapshot entry the route has already looked up that answers `selector`.
+    public static func resolve(_ entry: RepositorySnapshot.Model, selector: VersionSelector?) throws -> ServedVersion {
+        let model = entry.name
         switch selector {
         case nil:
             guard let served = entry.defaultVersion else {

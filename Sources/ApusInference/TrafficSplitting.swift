@@ -13,11 +13,19 @@ public struct VariantChoice: Sendable, Equatable {
 
 /// Implemented by the A/B module; the routes only ask it. Class-bound: the routes hold it as an
 /// existential read on every request, and a class existential copies as one reference instead
-/// of a boxed value.
+/// of a boxed value. Given the model's snapshot entry, which the route has already looked up
+/// (each lookup hashes the model name).
 public protocol TrafficSplitting: AnyObject, Sendable {
-    func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice?
+    func choose(model: RepositorySnapshot.Model, routingKey: String?) -> VariantChoice?
     /// The version that gets a copy of the model's traffic (answers discarded), if any.
-    func shadow(model: String, snapshot: RepositorySnapshot) -> VersionSelector?
+    func shadow(model: RepositorySnapshot.Model) -> VersionSelector?
     /// A shadow copy finished (its answer is discarded; only counted).
     func shadowFinished(model: String, failed: Bool)
+}
+
+extension TrafficSplitting {
+    /// `choose` for a model named in `snapshot` (nil when it is not there).
+    public func choose(model: String, routingKey: String?, snapshot: RepositorySnapshot) -> VariantChoice? {
+        snapshot.models[model].flatMap { choose(model: $0, routingKey: routingKey) }
+    }
 }

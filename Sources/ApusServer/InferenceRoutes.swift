@@ -129,18 +129,17 @@ public struct InferenceRoutes: Sendable {
     }
 
     func infer(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter, model: String, selector: VersionSelector?) {
-        // One snapshot for the whole request: the model check, the split and the version agree,
-        // and the repository's lock is taken once.
-        let snapshot = service.repository.snapshot
-        let known = snapshot.models[model] != nil
-        let finish = reporter(writer, model: model, known: known)
+        // One snapshot entry for the whole request, looked up once: the model check, the split,
+        // the shadow and the version agree, and the repository's lock is taken once.
+        let entry = service.repository.snapshot.models[model]
+        let finish = reporter(writer, model: model, known: entry != nil)
         let givenID = request.headers[lowercased: "x-request-id"]
         // Echoed on every answer (with the split's assignment once chosen); kept as two strings,
         // not a header list, since most requests need no other echoed field.
         var echoedID = givenID ?? requestCounter.next()
         var assignment: String?
         do {
-            guard known else {
+            guard let entry else {
                 throw ApusError(.notFound, "model \(model) is not in the repository")
             }
             let body = try Compression.decodeBody(request, limit: maxBodyBytes)
@@ -155,7 +154,7 @@ public struct InferenceRoutes: Sendable {
             }
             decoded.deadline = try Self.deadline(request.headers)
             if let key = request.headers[lowercased: "apus-routing-key"] { decoded.routingKey = key }
-            let (served, variant, chosenBy) = try choose(decoded, model: model, selector: selector, snapshot: snapshot)
+            let (served, variant, chosenBy) = try choose(decoded, entry: entry, selector: selector)
             assignment = chosenBy
             // Outputs wanted as raw bytes (KServe's binary extension; JSON only).
             let binaryOutputs: Set<String>
@@ -168,8 +167,8 @@ public struct InferenceRoutes: Sendable {
             }
             let acceptEncoding = request.headers[lowercased: "accept-encoding"]
             let id = echoedID, assignment = assignment
-            if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: model, snapshot: snapshot),
-               let shadow = try? InferenceService.resolve(model: model, selector: shadowSelector, in: snapshot), shadow !== served {
+            if selector == nil, let splitter, let shadowSelector = splitter.shadow(model: entry),
+               let shadow = try? InferenceService.resolve(entry, selector: shadowSelector), shadow !== served {
                 // A copy for the shadow version; its answer is discarded, only counted.
                 service.infer(decoded, on: shadow, variant: "shadow") { result in
                     if case .failure = result { splitter.shadowFinished(model: model, failed: true) } else { splitter.shadowFinished(model: model, failed: false) }
@@ -218,12 +217,12 @@ public struct InferenceRoutes: Sendable {
 
     /// Resolves the version: an explicit version/label wins; otherwise the model's split (if any)
     /// picks a variant; otherwise the default version.
-    func choose(_ request: InferRequest, model: String, selector: VersionSelector?, snapshot: RepositorySnapshot) throws -> (ServedVersion, String?, String?) {
-        if selector == nil, let splitter, let choice = splitter.choose(model: model, routingKey: request.routingKey, snapshot: snapshot) {
-            let served = try InferenceService.resolve(model: model, selector: choice.selector, in: snapshot)
+    func choose(_ request: InferRequest, entry: RepositorySnapshot.Model, selector: VersionSelector?) throws -> (ServedVersion, String?, String?) {
+        if selector == nil, let splitter, let choice = splitter.choose(model: entry, routingKey: request.routingKey) {
+            let served = try InferenceService.resolve(entry, selector: choice.selector)
             return (served, choice.variant, choice.byHash ? "hash" : "random")
         }
-        return (try InferenceService.resolve(model: model, selector: selector ?? request.version, in: snapshot), nil, nil)
+        return (try InferenceService.resolve(entry, selector: selector ?? request.version), nil, nil)
     }
 
     static func errorResponse(_ error: ApusError, format: WireFormat, extra: HTTPFields) -> Response {
@@ -416,9 +415,9 @@ public struct InferenceRoutes: Sendable {
             response.headers.appendLowercased(name: "allow", value: "POST")
             return writer.complete(response)
         }
-        // One snapshot for the whole request, as in `infer`.
-        let snapshot = service.repository.snapshot
-        let finish = reporter(writer, model: model, known: snapshot.models[model] != nil)
+        // One snapshot entry for the whole request, as in `infer`.
+        let entry = service.repository.snapshot.models[model]
+        let finish = reporter(writer, model: model, known: entry != nil)
         let requestID = request.headers[lowercased: "x-request-id"] ?? requestCounter.next()
         var assignment: String?
         do {
@@ -429,8 +428,9 @@ public struct InferenceRoutes: Sendable {
             }
             var routingKey = request.headers[lowercased: "apus-routing-key"]
             if case .string(let key)? = json["routing_key"] { routingKey = key }
+            guard let entry else { throw ApusError(.notFound, "model \(model) is not in the repository") }
             let probe = InferRequest(model: model, routingKey: routingKey, inputs: [])
-            let (served, variant, chosenBy) = try choose(probe, model: model, selector: nil, snapshot: snapshot)
+            let (served, variant, chosenBy) = try choose(probe, entry: entry, selector: nil)
             assignment = chosenBy
             guard served.compiled.inputs.count == 1, let input = served.compiled.inputs.first else {
                 throw ApusError(.badRequest, "model \(model) takes \(served.compiled.inputs.count) inputs; use /v2/models/\(model)/infer")
