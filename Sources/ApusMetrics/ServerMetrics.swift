@@ -93,7 +93,9 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             return (counter, histogram)
         }
         counter.increment()
-        histogram.recordNanoseconds(Int64(clamping: durationNanos))
+        // `record` is inlinable, so it is specialised here for Duration; `recordNanoseconds` ran the
+        // generic version, comparing against every bucket through protocol witnesses.
+        histogram.record(.nanoseconds(Int64(clamping: durationNanos)))
     }
 
     public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {
@@ -116,8 +118,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             c.lastVersion = (key, made)
             return made
         }
-        for wait in queueWaitNanos { set.queue.recordNanoseconds(Int64(clamping: wait)) }
-        set.compute.recordNanoseconds(Int64(clamping: computeNanos))
+        for wait in queueWaitNanos { set.queue.record(.nanoseconds(Int64(clamping: wait))) }
+        set.compute.record(.nanoseconds(Int64(clamping: computeNanos)))
         set.rows.record(Double(rows))
         set.requests.record(Double(queueWaitNanos.count))
     }

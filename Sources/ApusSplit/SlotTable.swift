@@ -9,7 +9,7 @@
 /// not looked up and removed (that was a second cache miss per request, and the ring entry's
 /// key a third); stale entries are reused by inserts that probe past them and removed by a sweep
 /// that checks `sweepPerInsert` consecutive positions per insert (a stale entry lasts at most
-/// `size / 16` inserts), so the table stays under 9/16 full.
+/// `size / 8` inserts), so the table stays under 5/8 full.
 ///
 /// Invariants: an entry packs the low 31 bits of its sequence (bits 33...63), an occupied bit
 /// (bit 32) and the low 32 bits of its key; it sits between its key's home position and the
@@ -23,7 +23,7 @@ struct SlotTable {
     /// The sequence of the latest insert; ages are counted from it.
     private var current: UInt64 = 0
     private var sweepCursor = 0
-    static let sweepPerInsert = 16
+    static let sweepPerInsert = 8
 
     init(capacity: Int) {
         precondition(capacity > 0 && capacity < 1 << 30, "capacity out of range")
