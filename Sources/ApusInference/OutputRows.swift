@@ -43,7 +43,11 @@ public struct OutputRows: Sendable {
     /// Where output `k`'s values for this request lie in its data, and the first dimension its
     /// answer reports: nil when the output is sent whole, with its own shape.
     public func window(_ k: Int) -> (elements: Range<Int>, firstDimension: Int?) {
-        let tensor = batch[k].tensor
+        window(of: batch[k].tensor)
+    }
+
+    /// `window` for an output already read from `batch` (each read retains its fields).
+    public func window(of tensor: Tensor) -> (elements: Range<Int>, firstDimension: Int?) {
         guard let rows, tensor.shape.first == batchRows else { return (0..<tensor.count, nil) }
         let width = tensor.shape.dropFirst().reduce(1, *)
         return ((rows.lowerBound * width)..<(rows.upperBound * width), rows.count)

@@ -144,48 +144,67 @@ public enum ProtobufCodec {
         // The request's rows are written straight from the batch's arrays (`OutputRows`).
         let rows = answer.rows
         let outputs = rows.batch
-        // Each output is visited once per pass (a visit copies its three counted fields). BOOL
-        // and BYTES outputs are converted to raw bytes once, in the size pass; numeric outputs
-        // are written straight from their arrays (most answers have no other kind).
-        var converted: [Int: [UInt8]] = [:]
-        let version = String(answer.version)
-        var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
-            + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
-        for k in outputs.indices {
-            let window = rows.window(k)
-            var rawCount = window.elements.count * rawWidth(outputs[k].tensor)
-            if let bytes = convertedRawBytes(outputs[k].tensor, window.firstDimension == nil ? nil : rows.tensor(k)) {
-                converted[k] = bytes
-                rawCount = bytes.count
-            }
-            size += W.messageSize(5, payload: tensorPayloadSize(outputs[k], shape: RowShape(outputs[k].tensor.shape, window.firstDimension), rawCount: rawCount))
-        }
-        return W.bytes(size: size) { writer in
-            writer.string(1, answer.model)
-            writer.string(2, version)
-            writer.string(3, answer.variant ?? "")
-            writer.string(4, answer.id ?? "")
+        // The size pass reads each output once and keeps what the writes need in a plan on the
+        // stack; the write pass reads each output once more (every read of an output retains
+        // and releases its name, shape and data). BOOL and BYTES outputs are converted to raw
+        // bytes once, in the size pass; numeric outputs are written straight from their arrays.
+        return withUnsafeTemporaryAllocation(of: OutputPlan.self, capacity: outputs.count) { plans in
+            var converted: [Int: [UInt8]] = [:]
+            let version = String(answer.version)
+            var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
+                + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
             for k in outputs.indices {
                 let output = outputs[k]
-                let window = rows.window(k)
-                let shape = RowShape(output.tensor.shape, window.firstDimension)
-                let raw = converted[k]
-                writer.messageHeader(5, size: tensorPayloadSize(output, shape: shape, rawCount: raw?.count ?? window.elements.count * rawWidth(output.tensor)))
-                writer.string(1, output.name)
-                writer.enumValue(2, datatype(of: output.tensor).rawValue)
-                writer.packedInt64(3, shape)
+                let window = rows.window(of: output.tensor)
                 let width = rawWidth(output.tensor)
-                let bytes = (window.elements.lowerBound * width)..<(window.elements.upperBound * width)
-                switch output.tensor.data {
-                case .float32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
-                case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
-                case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
-                case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
-                case .bool, .string: (raw ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                var rawCount = window.elements.count * width
+                if let bytes = convertedRawBytes(output.tensor, window.firstDimension == nil ? nil : rows.tensor(k)) {
+                    converted[k] = bytes
+                    rawCount = bytes.count
                 }
+                let datatype = datatype(of: output.tensor).rawValue
+                let payload = W.stringSize(1, output.name) + W.enumSize(2, datatype)
+                    + W.packedInt64Size(3, RowShape(output.tensor.shape, window.firstDimension)) + W.lengthDelimitedSize(4, count: rawCount)
+                plans.initializeElement(at: k, to: OutputPlan(payload: payload, datatype: datatype, firstDimension: window.firstDimension,
+                                                              bytes: (window.elements.lowerBound * width)..<(window.elements.upperBound * width)))
+                size += W.messageSize(5, payload: payload)
             }
-            writer.packedInt64(6, answer.classLabels ?? [])
+            defer { _ = plans.deinitialize() }
+            return W.bytes(size: size) { writer in
+                writer.string(1, answer.model)
+                writer.string(2, version)
+                writer.string(3, answer.variant ?? "")
+                writer.string(4, answer.id ?? "")
+                for k in outputs.indices {
+                    let output = outputs[k]
+                    let plan = plans[k]
+                    writer.messageHeader(5, size: plan.payload)
+                    writer.string(1, output.name)
+                    writer.enumValue(2, plan.datatype)
+                    writer.packedInt64(3, RowShape(output.tensor.shape, plan.firstDimension))
+                    let bytes = plan.bytes
+                    switch output.tensor.data {
+                    case .float32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                    case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                    case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                    case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
+                    case .bool, .string: (converted[k] ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                    }
+                }
+                writer.packedInt64(6, answer.classLabels ?? [])
+            }
         }
+    }
+
+    /// What the write pass needs of one output, worked out by the size pass.
+    struct OutputPlan {
+        /// Bytes of the output's `Tensor` message, without its key and length.
+        let payload: Int
+        let datatype: Int
+        /// The request's row count when the output is cut to its rows (nil: its own shape).
+        let firstDimension: Int?
+        /// The request's values in the output's data, in bytes (numeric outputs).
+        let bytes: Range<Int>
     }
 
     /// A shape with its first dimension replaced by a request's row count (its window of a batch
@@ -219,13 +238,6 @@ public enum ProtobufCodec {
         case .float64, .int64: 8
         case .bool, .string: 1
         }
-    }
-
-    /// The bytes of one output's `Tensor` message, without its key and length.
-    static func tensorPayloadSize(_ output: InferResponse.Output, shape: RowShape, rawCount: Int) -> Int {
-        typealias W = ProtobufWriter
-        return W.stringSize(1, output.name) + W.enumSize(2, datatype(of: output.tensor).rawValue) + W.packedInt64Size(3, shape)
-            + W.lengthDelimitedSize(4, count: rawCount)
     }
 
     static func datatype(of tensor: Tensor) -> Apus_V1_DataType {
