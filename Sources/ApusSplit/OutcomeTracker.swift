@@ -74,9 +74,9 @@ public final class OutcomeTracker: Sendable {
     public static func prediction(of answer: InferResponse, variant: String) -> Prediction? {
         // Read in place from the batch's outputs: the first value of the request's rows.
         let rows = answer.rows
-        for k in rows.batch.indices {
-            let first = rows.window(k).elements.lowerBound
-            switch rows.batch[k].tensor.data {
+        for output in rows.batch {
+            let first = rows.window(of: output.tensor).elements.lowerBound
+            switch output.tensor.data {
             case .int64(let v) where first < v.count:
                 return Prediction(model: answer.model, variant: variant, version: answer.version, value: Double(v[first]), isClassification: true)
             case .int32(let v) where first < v.count:
@@ -85,7 +85,7 @@ public final class OutcomeTracker: Sendable {
             }
         }
         guard let output = rows.batch.first else { return nil }
-        let first = rows.window(0).elements.lowerBound
+        let first = rows.window(of: output.tensor).elements.lowerBound
         let value: Double
         switch output.tensor.data {
         case .float32(let v) where first < v.count: value = Double(v[first])
