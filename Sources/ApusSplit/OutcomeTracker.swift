@@ -64,11 +64,17 @@ public final class OutcomeTracker: Sendable {
     public let capacity: Int
     private let state: Locked<State>
 
+    /// `capacity`: predictions remembered, clamped to 1...`maxCapacity`.
     public init(capacity: Int = 100_000) {
-        self.capacity = max(1, capacity)
-        self.state = Locked(State(ring: Array(repeating: nil, count: max(1, capacity)), byID: SlotTable(capacity: max(1, capacity)),
-                                  keyRing: Array(repeating: nil, count: max(1, capacity))))
+        let capacity = min(max(1, capacity), Self.maxCapacity)
+        self.capacity = capacity
+        self.state = Locked(State(ring: Array(repeating: nil, count: capacity), byID: SlotTable(capacity: capacity),
+                                  keyRing: Array(repeating: nil, count: capacity)))
     }
+
+    /// The id table tells stale entries by 31-bit sequence numbers, which needs the ring far
+    /// shorter than 2^31; 2^26 predictions is several gigabytes of ring already.
+    public static let maxCapacity = 1 << 26
 
     /// The prediction an answer carries: a label output if there is one, else the first value.
     public static func prediction(of answer: InferResponse, variant: String) -> Prediction? {

@@ -26,7 +26,7 @@ struct SlotTable {
     static let sweepPerInsert = 8
 
     init(capacity: Int) {
-        precondition(capacity > 0 && capacity < 1 << 30, "capacity out of range")
+        assert(capacity > 0 && capacity < 1 << 30, "capacity out of range: ages are 31-bit")
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         self.entries = Array(repeating: 0, count: size)

@@ -100,6 +100,15 @@ final class OutcomeTrackerTests: XCTestCase {
         XCTAssertEqual(try tracker.feedback(model: "churn", requestID: nil, routingKey: "u7", truth: 1).version, 1)
     }
 
+    func testACapacityBelowOneStillRemembersTheLatestPrediction() throws {
+        let tracker = OutcomeTracker(capacity: 0)
+        XCTAssertEqual(tracker.capacity, 1)
+        tracker.log(requestID: "a", routingKey: nil, prediction: prediction("stable", 1))
+        tracker.log(requestID: "b", routingKey: nil, prediction: prediction("stable", 0))
+        XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: "a", routingKey: nil, truth: 1))
+        XCTAssertEqual(try tracker.feedback(model: "churn", requestID: "b", routingKey: nil, truth: 0).value, 0)
+    }
+
     func testAReusedRequestIDJoinsItsLatestPredictionAcrossManyRingWraps() throws {
         let tracker = OutcomeTracker(capacity: 7)
         for round in 0..<50 {
