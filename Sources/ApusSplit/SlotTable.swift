@@ -72,8 +72,9 @@ struct SlotTable {
         var best: (age: UInt64, slot: Int)?
         while entries[i] != 0 {
             let entry = entries[i]
-            if entry & 0xFFFF_FFFF == keyBits, isLive(entry), age(entry) < best?.age ?? .max, matches(slot(of: entry)) {
-                best = (age(entry), slot(of: entry))
+            if entry & 0xFFFF_FFFF == keyBits, isLive(entry), age(entry) < best?.age ?? .max {
+                let slot = slot(of: entry)
+                if matches(slot) { best = (age(entry), slot) }
             }
             i = (i + 1) & mask
         }

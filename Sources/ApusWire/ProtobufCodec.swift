@@ -147,9 +147,8 @@ public enum ProtobufCodec {
         // The size pass reads each output once and keeps what the writes need in a plan on the
         // stack; the write pass reads each output once more (every read of an output retains
         // and releases its name, shape and data). BOOL and BYTES outputs are converted to raw
-        // bytes once, in the size pass; numeric outputs are written straight from their arrays.
+        // bytes once, into the plan; numeric outputs are written straight from their arrays.
         return withUnsafeTemporaryAllocation(of: OutputPlan.self, capacity: outputs.count) { plans in
-            var converted: [Int: [UInt8]] = [:]
             let version = String(answer.version)
             var size = W.stringSize(1, answer.model) + W.stringSize(2, version) + W.stringSize(3, answer.variant ?? "")
                 + W.stringSize(4, answer.id ?? "") + W.packedInt64Size(6, answer.classLabels ?? [])
@@ -157,16 +156,14 @@ public enum ProtobufCodec {
                 let output = outputs[k]
                 let window = rows.window(of: output.tensor)
                 let width = rawWidth(output.tensor)
-                var rawCount = window.elements.count * width
-                if let bytes = convertedRawBytes(output.tensor, window.firstDimension == nil ? nil : rows.tensor(k)) {
-                    converted[k] = bytes
-                    rawCount = bytes.count
-                }
+                let converted = isNumeric(output.tensor) ? nil : KServeJSONCodec.rawBytes(rows.tensor(k))
                 let datatype = datatype(of: output.tensor).rawValue
                 let payload = W.stringSize(1, output.name) + W.enumSize(2, datatype)
-                    + W.packedInt64Size(3, RowShape(output.tensor.shape, window.firstDimension)) + W.lengthDelimitedSize(4, count: rawCount)
+                    + W.packedInt64Size(3, RowShape(output.tensor.shape, window.firstDimension))
+                    + W.lengthDelimitedSize(4, count: converted?.count ?? window.elements.count * width)
                 plans.initializeElement(at: k, to: OutputPlan(payload: payload, datatype: datatype, firstDimension: window.firstDimension,
-                                                              bytes: (window.elements.lowerBound * width)..<(window.elements.upperBound * width)))
+                                                              bytes: (window.elements.lowerBound * width)..<(window.elements.upperBound * width),
+                                                              converted: converted))
                 size += W.messageSize(5, payload: payload)
             }
             defer { _ = plans.deinitialize() }
@@ -188,7 +185,7 @@ public enum ProtobufCodec {
                     case .float64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
                     case .int64(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
                     case .int32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
-                    case .bool, .string: (converted[k] ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
+                    case .bool, .string: (plan.converted ?? []).withUnsafeBytes { writer.lengthDelimited(4, $0) }
                     }
                 }
                 writer.packedInt64(6, answer.classLabels ?? [])
@@ -205,6 +202,8 @@ public enum ProtobufCodec {
         let firstDimension: Int?
         /// The request's values in the output's data, in bytes (numeric outputs).
         let bytes: Range<Int>
+        /// BOOL and BYTES outputs: the request's values as raw bytes, converted once.
+        let converted: [UInt8]?
     }
 
     /// A shape with its first dimension replaced by a request's row count (its window of a batch
@@ -222,12 +221,11 @@ public enum ProtobufCodec {
         subscript(i: Int) -> Int { i == 0 ? firstDimension ?? shape[0] : shape[i] }
     }
 
-    /// The raw bytes of a BOOL or BYTES tensor (numeric tensors: nil, their arrays are the bytes),
-    /// or of `window` (the request's rows of it, copied out) when given.
-    static func convertedRawBytes(_ tensor: Tensor, _ window: @autoclosure () -> Tensor?) -> [UInt8]? {
+    /// Whether the tensor's array is its raw contents (BOOL and BYTES are converted).
+    static func isNumeric(_ tensor: Tensor) -> Bool {
         switch tensor.data {
-        case .bool, .string: KServeJSONCodec.rawBytes(window() ?? tensor)
-        case .float32, .float64, .int64, .int32: nil
+        case .float32, .float64, .int64, .int32: true
+        case .bool, .string: false
         }
     }
 
