@@ -23,11 +23,15 @@ public struct InferRequest: Sendable {
     public var inputs: [Input]
     /// Output names wanted; empty: all. Per-output binary flag for the KServe binary extension.
     public var requestedOutputs: [String: Bool]
-    /// Absolute deadline on the monotonic clock (nanoseconds), from the timeout header.
+    /// Absolute deadline on the monotonic clock (nanoseconds): the route sets it from the
+    /// timeout headers and `timeoutMicroseconds`, counted from the request's arrival.
     public var deadline: UInt64?
+    /// A time budget the body gives (KServe JSON `parameters.timeout`, Triton's schedule-policy
+    /// parameter, in microseconds); nil: none.
+    public var timeoutMicroseconds: UInt64?
 
     public init(model: String, version: VersionSelector? = nil, id: String? = nil, routingKey: String? = nil,
-                inputs: [Input], requestedOutputs: [String: Bool] = [:], deadline: UInt64? = nil) {
+                inputs: [Input], requestedOutputs: [String: Bool] = [:], deadline: UInt64? = nil, timeoutMicroseconds: UInt64? = nil) {
         self.model = model
         self.version = version
         self.id = id
@@ -35,6 +39,7 @@ public struct InferRequest: Sendable {
         self.inputs = inputs
         self.requestedOutputs = requestedOutputs
         self.deadline = deadline
+        self.timeoutMicroseconds = timeoutMicroseconds
     }
 
     /// Rows in this request (first dimension of the first input; 1 for a vector).

@@ -152,7 +152,7 @@ public struct InferenceRoutes: Sendable {
                 // The body's id names the request when no header does.
                 echoedID = id
             }
-            decoded.deadline = try Self.deadline(request.headers)
+            decoded.deadline = try Self.deadline(request.headers, body: decoded.timeoutMicroseconds, from: finish.started)
             if let key = request.headers[lowercased: "apus-routing-key"] { decoded.routingKey = key }
             let (served, variant, chosenBy) = try choose(decoded, entry: entry, selector: selector)
             assignment = chosenBy
@@ -232,16 +232,29 @@ public struct InferenceRoutes: Sendable {
         return response
     }
 
-    /// `apus-timeout-ms` (or KServe's `timeout` in seconds, Triton-style) -> absolute deadline.
-    static func deadline(_ headers: HTTPFields) throws -> UInt64? {
+    /// The request's deadline on the monotonic clock, counted from its arrival (`start`): the
+    /// earliest of `apus-timeout-ms` (milliseconds, fractions allowed), the `timeout` header and
+    /// the body's timeout (whole microseconds, Triton's unit for its `timeout` parameter; 0:
+    /// none). nil: no deadline. A malformed value is a 400 naming the header.
+    static func deadline(_ headers: HTTPFields, body bodyMicroseconds: UInt64?, from start: UInt64) throws -> UInt64? {
+        var budget: UInt64?
+        func tighten(_ nanos: UInt64) { budget = min(budget ?? nanos, nanos) }
         if let text = headers[lowercased: "apus-timeout-ms"] {
-            let now = DispatchTime.now().uptimeNanoseconds
             guard let ms = Double(text), ms.isFinite, ms > 0, ms < 86_400_000 else {
                 throw ApusError(.badRequest, "apus-timeout-ms must be a positive number of milliseconds, got \(text)")
             }
-            return now + UInt64(ms * 1_000_000)
+            tighten(UInt64(ms * 1_000_000))
         }
-        return nil
+        if let text = headers[lowercased: "timeout"] {
+            guard let us = UInt64(text), us < 86_400_000_000 else {
+                throw ApusError(.badRequest, "timeout must be a whole number of microseconds below one day (0: none), got \(text)")
+            }
+            if us > 0 { tighten(us * 1000) }
+        }
+        if let bodyMicroseconds { tighten(bodyMicroseconds.multipliedReportingOverflow(by: 1000).overflow ? .max : bodyMicroseconds * 1000) }
+        guard let budget else { return nil }
+        let (deadline, overflow) = start.addingReportingOverflow(budget)
+        return overflow ? nil : deadline
     }
 
     func metadata(model: String, selector: VersionSelector?, protobuf: Bool) -> Response {
@@ -462,7 +475,7 @@ public struct InferenceRoutes: Sendable {
             }
             let tensor = try BundleLoader.cast(try Tensor(shape: [rows.count, width], data: .float32(values)), to: input.elementType ?? .float32)
             var inferRequest = InferRequest(model: model, id: requestID, routingKey: routingKey, inputs: [.init(name: input.name, tensor: tensor)])
-            inferRequest.deadline = try Self.deadline(request.headers)
+            inferRequest.deadline = try Self.deadline(request.headers, body: nil, from: finish.started)
             let assignment = assignment
             let outcomes = self.outcomes
             let key = routingKey

@@ -68,7 +68,19 @@ public enum KServeJSONCodec {
         if case .string(let s)? = json["id"] { id = s }
         var routingKey: String?
         if case .string(let s)? = json["parameters"]?["routing_key"] { routingKey = s }
-        return InferRequest(model: model, version: version, id: id, routingKey: routingKey, inputs: decoded, requestedOutputs: requested)
+        return InferRequest(model: model, version: version, id: id, routingKey: routingKey, inputs: decoded, requestedOutputs: requested,
+                            timeoutMicroseconds: try timeout(json["parameters"]?["timeout"]))
+    }
+
+    /// `parameters.timeout`: whole microseconds, as Triton's clients send it; 0 means none
+    /// (Triton's default). Anything else is refused rather than ignored, so a client never
+    /// believes a deadline holds that does not.
+    static func timeout(_ value: JSONValue?) throws -> UInt64? {
+        guard let value else { return nil }
+        guard case .number(let us) = value, us >= 0, us == us.rounded(), us < 1e15 else {
+            throw ApusError(.badRequest, "parameters.timeout must be a whole number of microseconds (0: none)")
+        }
+        return us == 0 ? nil : UInt64(us)
     }
 
     static func flatten(_ value: JSONValue, into out: inout [JSONValue], name: String) throws {

@@ -43,6 +43,18 @@ final class InferenceRoutesObservationTests: XCTestCase {
         XCTAssertEqual(observer.finished, [.init(model: "churn", version: 1, variant: "canary", status: 504)])
     }
 
+    func testTimeoutHeaderAndBodyTimeoutExpireTheRequestWith504() throws {
+        let (routes, _) = makeRoutes()
+        // One microsecond from arrival is over before the decoded request reaches the queue.
+        XCTAssertEqual(send(routes, headers: [("timeout", "1")]).status, 504)
+        let row = (0..<20).map { _ in "0.5" }.joined(separator: ",")
+        let body = "{\"parameters\": {\"timeout\": 1}, \"inputs\": [{\"name\": \"input\", \"shape\": [1, 20], \"datatype\": \"FP32\", \"data\": [\(row)]}]}"
+        let answer = send(routes, body: Array(body.utf8))
+        XCTAssertEqual(answer.status, 504, String(decoding: answer.body, as: UTF8.self))
+        // A generous budget is no obstacle.
+        XCTAssertEqual(send(routes, headers: [("timeout", "10000000")]).status, 200)
+    }
+
     func testSuccessIsReportedWithVersionAndVariant() throws {
         let (routes, observer) = makeRoutes()
         let answer = send(routes)

@@ -486,6 +486,26 @@ def test_expired_deadline_is_answered_504_and_a_bad_timeout_header_400(server):
     assert infer_json(server.url, "logreg", rows, headers={"apus-timeout-ms": "5000"}).status_code == 200
 
 
+def test_triton_style_timeouts_in_microseconds_header_and_body_parameter(server):
+    # 500 rows of JSON take far longer than 1 us to decode, so the budget is spent before the
+    # request can reach the queue: deterministic, no sleeping.
+    rows = np.full((500, 20), 0.5, np.float32)
+    r = infer_json(server.url, "logreg", rows, headers={"timeout": "1"})
+    assert r.status_code == 504 and r.json()["code"] == "deadline_exceeded", r.text
+    body = {"parameters": {"timeout": 1},
+            "inputs": [{"name": "input", "shape": [500, 20], "datatype": "FP32", "data": [0.5] * 10000}]}
+    r = httpx.post(f"{server.url}/v2/models/logreg/infer", json=body, timeout=10)
+    assert r.status_code == 504 and r.json()["code"] == "deadline_exceeded", r.text
+    body["parameters"]["timeout"] = -3
+    r = httpx.post(f"{server.url}/v2/models/logreg/infer", json=body, timeout=10)
+    assert r.status_code == 400 and "parameters.timeout" in r.json()["error"], r.text
+    r = infer_json(server.url, "logreg", rows[:1], headers={"timeout": "in a bit"})
+    assert r.status_code == 400 and r.json()["error"].startswith("timeout"), r.text
+    # 0 is Triton's "no timeout"; a generous budget answers normally.
+    assert infer_json(server.url, "logreg", rows[:1], headers={"timeout": "0"}).status_code == 200
+    assert infer_json(server.url, "logreg", rows[:1], headers={"timeout": "5000000"}).status_code == 200
+
+
 def test_full_queue_answers_429_with_retry_after_and_never_grows(tmp_path):
     repo = tmp_path / "repo"
     bundle(repo, "rf", 1, "rf_binary")
