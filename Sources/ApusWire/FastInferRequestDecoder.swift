@@ -86,6 +86,9 @@ enum FastInferRequestDecoder {
                 out.datatype = type
             case (3, 2):
                 guard let packed = reader.lengthDelimited() else { return false }
+                // Every varint takes at least a byte: one allocation for the shape, where growing
+                // by appends reallocated it for the second dimension.
+                out.shape.reserveCapacity(out.shape.count + packed.count)
                 var inner = Reader(buffer: buffer, position: packed.lowerBound, end: packed.upperBound)
                 while !inner.atEnd {
                     guard let v = inner.varint() else { return false }
