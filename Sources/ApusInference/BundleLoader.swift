@@ -67,7 +67,7 @@ public enum BundleLoader {
         while true {
             let chunk = handle.readData(ofLength: 1 << 20)
             if chunk.isEmpty { break }
-            hasher.update([UInt8](chunk))
+            hasher.update(chunk)
         }
         return hasher.finalizeHex()
     }
