@@ -9,7 +9,7 @@ Tests/ApusRuntimeTests/Fixtures/zoo). The zoo has 64 edge rows; repeating them w
 branch predictor learn every tree path (batch 16 would look 3x faster than batch 256), so by
 default the script draws 4096 distinct rows column by column from those rows (fixed seed), and
 both engines run every call on the next window of them (batch 1: a new row each call), in the same
-order. `--tile` repeats the 64 rows instead. Needs `swift build -c release` (the script runs it) and
+order. `--tile` repeats the 64 rows instead. Needs a release build (the script runs scripts/build-release.sh) and
 onnxruntime from PyPI (installed when missing). Both engines are pinned to the same core in turn.
 """
 import argparse, json, os, subprocess, sys, time, glob
@@ -77,7 +77,7 @@ def main():
     batches = [int(b) for b in args.batches.split(",")]
     models = args.models or sorted(glob.glob(os.path.join(ROOT, "Tests/ApusRuntimeTests/Fixtures/zoo/*/")))
     ensure_onnxruntime()
-    subprocess.check_call(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.check_call([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, stdout=subprocess.DEVNULL)
     apus = os.path.join(ROOT, ".build/release/apus")
     os.sched_setaffinity(0, {int(args.core)})
     print(f"{'model':<22} {'batch':>6} {'apus rows/s':>14} {'ort rows/s':>14} {'ratio':>7}   load ms apus/ort")

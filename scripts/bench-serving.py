@@ -153,12 +153,12 @@ def main():
     ap.add_argument("--only", choices=["scrape"], help="run one section only")
     args = ap.parse_args()
     if args.only == "scrape":
-        subprocess.run(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, check=True)
+        subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
         ensure([("numpy", "numpy")])
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(scrape_cost(tmp, args.seconds), indent=2))
         return
-    subprocess.run(["swift", "build", "-c", "release", "--product", "apus"], cwd=ROOT, check=True)
+    subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
     ensure([("numpy", "numpy")])
     import numpy as np
     results = {}

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product apus
+scripts/build-release.sh apus
 exec .build/release/apus serve "$@"

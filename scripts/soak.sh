@@ -21,7 +21,7 @@ bin_dir=${SOAK_BIN_DIR:-.build/release}
 for tool in apus apus-loadtest; do
     if [[ ! -x "$bin_dir/$tool" ]]; then
         echo "soak: $bin_dir/$tool is missing. Build the release binaries first:" >&2
-        echo "    swift build -c release --product apus && swift build -c release --product apus-loadtest" >&2
+        echo "    scripts/build-release.sh apus apus-loadtest" >&2
         exit 2
     fi
 done
