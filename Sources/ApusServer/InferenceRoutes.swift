@@ -251,6 +251,7 @@ public struct InferenceRoutes: Sendable {
             }
             if us > 0 { tighten(us * 1000) }
         }
+        // The codec holds it below a day; saturating keeps any other caller from trapping.
         if let bodyMicroseconds { tighten(bodyMicroseconds.multipliedReportingOverflow(by: 1000).overflow ? .max : bodyMicroseconds * 1000) }
         guard let budget else { return nil }
         let (deadline, overflow) = start.addingReportingOverflow(budget)

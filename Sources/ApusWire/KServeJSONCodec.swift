@@ -77,8 +77,9 @@ public enum KServeJSONCodec {
     /// believes a deadline holds that does not.
     static func timeout(_ value: JSONValue?) throws -> UInt64? {
         guard let value else { return nil }
-        guard case .number(let us) = value, us >= 0, us == us.rounded(), us < 1e15 else {
-            throw ApusError(.badRequest, "parameters.timeout must be a whole number of microseconds (0: none)")
+        // Below a day, as for the `timeout` header.
+        guard case .number(let us) = value, us >= 0, us == us.rounded(), us < 86_400_000_000 else {
+            throw ApusError(.badRequest, "parameters.timeout must be a whole number of microseconds below one day (0: none)")
         }
         return us == 0 ? nil : UInt64(us)
     }

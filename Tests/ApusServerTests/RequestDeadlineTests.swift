@@ -63,7 +63,8 @@ final class RequestDeadlineTests: XCTestCase {
         XCTAssertEqual(try decode("{\"timeout\": 1500}"), 1500)
         XCTAssertNil(try decode("{\"timeout\": 0}"))
         XCTAssertNil(try decode("{\"routing_key\": \"k\"}"))
-        for bad in ["{\"timeout\": -1}", "{\"timeout\": 1.5}", "{\"timeout\": \"100\"}", "{\"timeout\": null}", "{\"timeout\": 1e300}"] {
+        for bad in ["{\"timeout\": -1}", "{\"timeout\": 1.5}", "{\"timeout\": \"100\"}", "{\"timeout\": null}", "{\"timeout\": 1e300}",
+                    "{\"timeout\": 86400000000}"] {
             XCTAssertThrowsError(try decode(bad), bad) { error in
                 XCTAssertEqual((error as? ApusError)?.code, .badRequest)
                 XCTAssert((error as? ApusError)?.message.contains("parameters.timeout") == true)
