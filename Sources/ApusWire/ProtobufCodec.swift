@@ -140,6 +140,13 @@ public enum ProtobufCodec {
 
     /// nil only if the size pass and the writes disagree (tests hold it to never).
     static func encodeResponseDirectly(_ answer: InferResponse) -> [UInt8]? {
+        // Answers cut from a batch (all but a lone request's) are written from the batch's template.
+        if let bytes = ProtobufAnswerTemplate.encode(answer) { return bytes }
+        return encodeWithoutTemplate(answer)
+    }
+
+    /// The general writer: every field sized, then written (what templates are built from).
+    static func encodeWithoutTemplate(_ answer: InferResponse) -> [UInt8]? {
         typealias W = ProtobufWriter
         // The request's rows are written straight from the batch's arrays (`OutputRows`).
         let rows = answer.rows

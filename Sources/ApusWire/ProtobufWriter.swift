@@ -102,15 +102,26 @@ struct ProtobufWriter {
     }
 
     mutating func lengthDelimited(_ field: Int, _ payload: UnsafeRawBufferPointer) {
-        guard !payload.isEmpty, let source = payload.baseAddress else { return }
+        guard !payload.isEmpty else { return }
         key(field, 2)
         varint(UInt64(payload.count))
-        guard end - position >= payload.count else {
+        raw(payload)
+    }
+
+    /// Bytes copied as they are: a payload, or a run of fields encoded earlier (answer templates).
+    mutating func raw(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty, let source = bytes.baseAddress else { return }
+        guard end - position >= bytes.count else {
             overflowed = true
             return
         }
-        UnsafeMutableRawPointer(position).copyMemory(from: source, byteCount: payload.count)
-        position += payload.count
+        UnsafeMutableRawPointer(position).copyMemory(from: source, byteCount: bytes.count)
+        position += bytes.count
+    }
+
+    /// Marks the message as failed: `bytes` then returns nil (for a write that cannot happen).
+    mutating func overflow() {
+        overflowed = true
     }
 
     mutating func enumValue(_ field: Int, _ value: Int) {

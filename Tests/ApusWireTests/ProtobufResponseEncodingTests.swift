@@ -57,6 +57,61 @@ final class ProtobufResponseEncodingTests: XCTestCase {
         }
     }
 
+    /// Every answer of a batch after the first is written from the batch's template: byte for
+    /// byte what the generated code writes for its own tensors, whatever its id, variant and
+    /// window, with answers of two batches interleaved (each switch rebuilds the template).
+    func testAnswersWrittenFromABatchTemplateMatchTheGeneratedCode() throws {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<100 {
+            var batches: [(outputs: [NamedTensor], rows: Int)] = []
+            for b in 0..<2 {
+                let batchRows = 2 + (round + b) % 6
+                var outputs: [NamedTensor] = []
+                // Numeric kinds only in most rounds (templates); BOOL/BYTES in some (general path).
+                for k in 0..<(1 + (round + b) % 3) {
+                    outputs.append(NamedTensor(name: "out\(k)", tensor: try tensor(round % 5 == 0 ? 4 + k % 2 : (round + b + k) % 4, rows: batchRows, &rng)))
+                }
+                if round % 4 == 0 { outputs.append(NamedTensor(name: "whole", tensor: try Tensor(shape: [3], data: .int32([7, -8, 9])))) }
+                batches.append((outputs, batchRows))
+            }
+            let labels: [Int64]? = round % 2 == 0 ? [0, 1] : nil
+            for step in 0..<12 {
+                let (outputs, batchRows) = batches[step % 2]
+                let width = 1 + round % 2
+                let start = (step * 3) % (batchRows - width + 1)
+                let rows = start..<(start + width)
+                let id: String? = step % 5 == 0 ? nil : "req-\(round)-\(step)"
+                let variant: String? = step % 3 == 0 ? "canary" : nil
+                let answer = InferResponse(model: "churn", version: 2, variant: variant, id: id,
+                                           rows: OutputRows(batch: outputs, rows: rows, batchRows: batchRows), classLabels: labels)
+                let copied = InferResponse(model: "churn", version: 2, variant: variant, id: id, outputs: answer.outputs, classLabels: labels)
+                XCTAssertEqual(ProtobufCodec.encodeResponseDirectly(answer), ProtobufCodec.encodeResponseWithGeneratedCode(copied),
+                               "round \(round) step \(step) rows \(rows) of \(batchRows)")
+            }
+        }
+    }
+
+    func testATemplateIsBuiltAtABatchsSecondAnswerAndOnlyForNumericOutputs() throws {
+        let batch = [NamedTensor(name: "p", tensor: try Tensor(shape: [4, 2], data: .float32((0..<8).map(Float.init))))]
+        func answer(_ row: Int, _ outputs: [NamedTensor]) -> InferResponse {
+            InferResponse(model: "m", version: 1, id: "r\(row)", rows: OutputRows(batch: outputs, rows: row..<(row + 1), batchRows: 4), classLabels: nil)
+        }
+        // Another batch, held alive, answered first: this thread's template and noted batch are
+        // then its own, whose storage `batch` cannot share.
+        let other = [NamedTensor(name: "q", tensor: try Tensor(shape: [4], data: .int64([1, 2, 3, 4])))]
+        _ = ProtobufAnswerTemplate.encode(answer(0, other))
+        XCTAssertNotNil(ProtobufAnswerTemplate.encode(answer(1, other)))
+        XCTAssertNil(ProtobufAnswerTemplate.encode(answer(0, batch)), "the first answer of a batch only notes it")
+        for row in 1..<4 {
+            XCTAssertEqual(ProtobufAnswerTemplate.encode(answer(row, batch)), ProtobufCodec.encodeWithoutTemplate(answer(row, batch)))
+        }
+        let labels = [NamedTensor(name: "ok", tensor: try Tensor(shape: [4], data: .bool([true, false, true, true])))]
+        XCTAssertNil(ProtobufAnswerTemplate.encode(answer(0, labels)))
+        XCTAssertNil(ProtobufAnswerTemplate.encode(answer(1, labels)), "BOOL outputs are converted per answer, never templated")
+        // A lone request's whole outputs never use one.
+        XCTAssertNil(ProtobufAnswerTemplate.encode(InferResponse(model: "m", version: 1, id: "x", outputs: batch, classLabels: nil)))
+    }
+
     func testVarintSizesMatchTheBytesWrittenAtEveryGroupBoundary() {
         var values: [UInt64] = [0, .max]
         for bits in 1..<64 { values += [(1 << bits) - 1, 1 << bits] }
