@@ -157,6 +157,42 @@ def test_protobuf_infer_with_pythons_generated_code(server, tmp_path):
     assert r.status_code == 400
 
 
+def test_concurrent_single_row_protobuf_requests_each_get_their_own_rows_answer(server, tmp_path):
+    # 64 rows sent at once as 64 streams on one HTTP/2 connection: they are batched together,
+    # and every answer after a batch's first is written from the batch's template. Each must
+    # still carry its own id and its own row's outputs.
+    subprocess.run(["protoc", "-I", str(PROTO), f"--python_out={tmp_path}", str(PROTO / "apus/v1/inference.proto")], check=True, timeout=30)
+    import asyncio, importlib
+    sys.path.insert(0, str(tmp_path))
+    try:
+        pb = importlib.import_module("apus.v1.inference_pb2")
+    finally:
+        sys.path.remove(str(tmp_path))
+    rows = np.load(ZOO / "rf_binary" / "inputs.npy").astype(np.float32)
+    expected_p = np.load(ZOO / "rf_binary" / "expected_probabilities.npy")
+    expected_l = np.load(ZOO / "rf_binary" / "expected_label.npy")
+
+    async def one(client, i):
+        req = pb.InferRequest(id=f"row-{i}")
+        req.inputs.add(name="input", datatype=pb.FP32, shape=[1, rows.shape[1]], raw_contents=rows[i:i + 1].tobytes())
+        r = await client.post(f"{server.url}/v2/models/churn/versions/1/infer", content=req.SerializeToString(),
+                              headers={"content-type": "application/x-protobuf"})
+        assert r.status_code == 200, r.content
+        return i, pb.InferResponse.FromString(r.content)
+
+    async def all_rows():
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=20) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(len(rows))))
+
+    for _ in range(3):
+        for i, resp in asyncio.run(all_rows()):
+            assert resp.id == f"row-{i}" and (resp.model, resp.version) == ("churn", "1")
+            out = {o.name: o for o in resp.outputs}
+            assert list(out["probabilities"].shape) == [1, 2] and list(out["label"].shape) == [1]
+            np.testing.assert_allclose(np.frombuffer(out["probabilities"].raw_contents, np.float32), expected_p[i], rtol=1e-5, atol=1e-6)
+            assert np.frombuffer(out["label"].raw_contents, np.int64)[0] == expected_l[i]
+
+
 def test_predict_convenience_route_answers_prediction_and_confidence(server):
     row = np.load(ZOO / "rf_binary" / "inputs.npy")[0].astype(np.float32)
     expected = np.load(ZOO / "rf_binary" / "expected_probabilities.npy")[0]
