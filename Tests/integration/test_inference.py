@@ -24,7 +24,6 @@ from apus_h2 import H2Client
 from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
-PROTO = PACKAGE_ROOT / "proto-spec"
 
 
 def loadtest_binary() -> Path:
@@ -128,14 +127,7 @@ def test_binary_data_extension_round_trips(server):
     np.testing.assert_allclose(probs, np.load(ZOO / "mlp_3class" / "expected_probabilities.npy"), rtol=1e-5, atol=1e-6)
 
 
-def test_protobuf_infer_with_pythons_generated_code(server, tmp_path):
-    subprocess.run(["protoc", "-I", str(PROTO), f"--python_out={tmp_path}", str(PROTO / "apus/v1/inference.proto")], check=True, timeout=30)
-    import importlib, sys
-    sys.path.insert(0, str(tmp_path))
-    try:
-        pb = importlib.import_module("apus.v1.inference_pb2")
-    finally:
-        sys.path.remove(str(tmp_path))
+def test_protobuf_infer_with_pythons_generated_code(server, pb):
     rows = np.load(ZOO / "rf_binary" / "inputs.npy").astype(np.float32)
     req = pb.InferRequest(id="pb-1")
     t = req.inputs.add(name="input", datatype=pb.FP32, shape=list(rows.shape), raw_contents=rows.tobytes())
@@ -157,17 +149,11 @@ def test_protobuf_infer_with_pythons_generated_code(server, tmp_path):
     assert r.status_code == 400
 
 
-def test_concurrent_single_row_protobuf_requests_each_get_their_own_rows_answer(server, tmp_path):
+def test_concurrent_single_row_protobuf_requests_each_get_their_own_rows_answer(server, pb):
     # 64 rows sent at once as 64 streams on one HTTP/2 connection: they are batched together,
     # and every answer after a batch's first is written from the batch's template. Each must
     # still carry its own id and its own row's outputs.
-    subprocess.run(["protoc", "-I", str(PROTO), f"--python_out={tmp_path}", str(PROTO / "apus/v1/inference.proto")], check=True, timeout=30)
-    import asyncio, importlib
-    sys.path.insert(0, str(tmp_path))
-    try:
-        pb = importlib.import_module("apus.v1.inference_pb2")
-    finally:
-        sys.path.remove(str(tmp_path))
+    import asyncio
     rows = np.load(ZOO / "rf_binary" / "inputs.npy").astype(np.float32)
     expected_p = np.load(ZOO / "rf_binary" / "expected_probabilities.npy")
     expected_l = np.load(ZOO / "rf_binary" / "expected_label.npy")
