@@ -63,14 +63,10 @@ final class ProtobufAnswerTemplate {
             let dataBytes = window.elements.count * width
             let shape = ProtobufCodec.RowShape(tensor.shape, window.firstDimension)
             let datatype = ProtobufCodec.datatype(of: tensor).rawValue
-            let payload = W.stringSize(1, output.name) + W.enumSize(2, datatype) + W.packedInt64Size(3, shape)
-                + W.lengthDelimitedSize(4, count: dataBytes)
+            let payload = ProtobufCodec.tensorPayloadSize(name: output.name, datatype: datatype, shape: shape, rawCount: dataBytes)
             let headSize = W.messageSize(5, payload: payload) - dataBytes
             guard let head = W.bytes(size: headSize, { writer in
-                writer.messageHeader(5, size: payload)
-                writer.string(1, output.name)
-                writer.enumValue(2, datatype)
-                writer.packedInt64(3, shape)
+                ProtobufCodec.writeTensorHead(&writer, payload: payload, name: output.name, datatype: datatype, shape: shape)
                 if dataBytes > 0 {
                     writer.key(4, 2)
                     writer.varint(UInt64(dataBytes))
@@ -153,9 +149,14 @@ final class ProtobufAnswerTemplate {
         let batch = answer.rows.batch.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         guard slot.lastBatch == batch else {
             slot.lastBatch = batch
+            slot.refused = false
             return nil
         }
-        guard let template = ProtobufAnswerTemplate(answer) else { return nil }
+        // A batch that cannot have one (BOOL or BYTES outputs) is tried once, not per answer.
+        guard !slot.refused, let template = ProtobufAnswerTemplate(answer) else {
+            slot.refused = true
+            return nil
+        }
         slot.template = template
         return template.encode(answer)
     }
@@ -166,6 +167,8 @@ final class ProtobufAnswerTemplate {
         var template: ProtobufAnswerTemplate?
         /// The storage address of the last batch answered without a template.
         var lastBatch: UInt = 0
+        /// Whether that batch was found unable to have a template.
+        var refused = false
 
         private static let key: pthread_key_t = {
             var key = pthread_key_t()

@@ -165,9 +165,8 @@ public enum ProtobufCodec {
                 let width = rawWidth(output.tensor)
                 let converted = isNumeric(output.tensor) ? nil : KServeJSONCodec.rawBytes(rows.tensor(k))
                 let datatype = datatype(of: output.tensor).rawValue
-                let payload = W.stringSize(1, output.name) + W.enumSize(2, datatype)
-                    + W.packedInt64Size(3, RowShape(output.tensor.shape, window.firstDimension))
-                    + W.lengthDelimitedSize(4, count: converted?.count ?? window.elements.count * width)
+                let payload = tensorPayloadSize(name: output.name, datatype: datatype, shape: RowShape(output.tensor.shape, window.firstDimension),
+                                                rawCount: converted?.count ?? window.elements.count * width)
                 plans.initializeElement(at: k, to: OutputPlan(payload: payload, datatype: datatype, firstDimension: window.firstDimension,
                                                               bytes: (window.elements.lowerBound * width)..<(window.elements.upperBound * width),
                                                               converted: converted))
@@ -182,10 +181,8 @@ public enum ProtobufCodec {
                 for k in outputs.indices {
                     let output = outputs[k]
                     let plan = plans[k]
-                    writer.messageHeader(5, size: plan.payload)
-                    writer.string(1, output.name)
-                    writer.enumValue(2, plan.datatype)
-                    writer.packedInt64(3, RowShape(output.tensor.shape, plan.firstDimension))
+                    writeTensorHead(&writer, payload: plan.payload, name: output.name, datatype: plan.datatype,
+                                    shape: RowShape(output.tensor.shape, plan.firstDimension))
                     let bytes = plan.bytes
                     switch output.tensor.data {
                     case .float32(let v): v.withUnsafeBytes { writer.lengthDelimited(4, UnsafeRawBufferPointer(rebasing: $0[bytes])) }
@@ -198,6 +195,21 @@ public enum ProtobufCodec {
                 writer.packedInt64(6, answer.classLabels ?? [])
             }
         }
+    }
+
+    /// The payload size of an output's `Tensor` message (name, datatype, shape, then
+    /// `rawCount` bytes of raw contents), shared by the general writer and answer templates.
+    static func tensorPayloadSize(name: String, datatype: Int, shape: RowShape, rawCount: Int) -> Int {
+        typealias W = ProtobufWriter
+        return W.stringSize(1, name) + W.enumSize(2, datatype) + W.packedInt64Size(3, shape) + W.lengthDelimitedSize(4, count: rawCount)
+    }
+
+    /// An output's `Tensor` message up to its raw contents: key and length, name, datatype, shape.
+    static func writeTensorHead(_ writer: inout ProtobufWriter, payload: Int, name: String, datatype: Int, shape: RowShape) {
+        writer.messageHeader(5, size: payload)
+        writer.string(1, name)
+        writer.enumValue(2, datatype)
+        writer.packedInt64(3, shape)
     }
 
     /// What the write pass needs of one output, worked out by the size pass.
