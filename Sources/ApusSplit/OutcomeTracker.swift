@@ -53,6 +53,12 @@ public final class OutcomeTracker: Sendable {
         /// comparison per probe. A lookup checks the slot's id, so ids with the same hash are
         /// told apart and feedback never joins the wrong request.
         var byID: SlotTable
+        /// Whether `byID` files every log as it comes. Off until the first feedback call: filing
+        /// an id is a hash and a random access into a table of megabytes, about 4% of a served
+        /// request's CPU, which servers that never get feedback should not pay. The first call
+        /// files the ring's live logs in order (the same table eager filing would have built) and
+        /// turns it on.
+        var indexing = false
         var byKey: [String: String] = [:]
         /// Routing keys in first-seen order, as a ring of `capacity` slots (the oldest is evicted
         /// in O(1); removing the first element of an array moved all 100,000 per request).
@@ -104,13 +110,12 @@ public final class OutcomeTracker: Sendable {
 
     /// Logs a served prediction (single-row requests; a multi-row request logs its first row).
     public func log(requestID: String, routingKey: String?, prediction: Prediction) {
-        let key = requestID.hashValue
         state.withLock { s in
             // The overwritten prediction's entry is not looked up: the table knows it is stale
             // from its sequence number. An id logged again answers for its latest prediction
             // (`latest`), and feedback consumes all of its entries.
             s.ring[Int(s.sequence % UInt64(capacity))] = (requestID, prediction)
-            s.byID.insert(sequence: s.sequence, key: key)
+            if s.indexing { s.byID.insert(sequence: s.sequence, key: requestID.hashValue) }
             s.sequence += 1
             if let routingKey {
                 if s.byKey[routingKey] == nil {
@@ -127,6 +132,7 @@ public final class OutcomeTracker: Sendable {
     public func feedback(model: String, requestID: String?, routingKey: String?, truth: Double) throws -> Prediction {
         guard truth.isFinite else { throw ApusError(.badRequest, "value must be a finite number") }
         return try state.withLock { s in
+            if !s.indexing { Self.fileLiveLogs(&s, capacity: capacity) }
             guard let id = requestID ?? routingKey.flatMap({ s.byKey[$0] }) else {
                 throw ApusError(.notFound, routingKey.map { "no logged prediction for routing key \($0) (it may have expired)" } ?? "give request_id or routing_key")
             }
@@ -154,6 +160,15 @@ public final class OutcomeTracker: Sendable {
             }
             for slot in consumed { s.ring[slot] = nil }
             return entry.prediction
+        }
+    }
+
+    /// Files the ring's live logs, oldest first, and files every later log as it comes.
+    private static func fileLiveLogs(_ s: inout State, capacity: Int) {
+        s.indexing = true
+        let first = s.sequence >= UInt64(capacity) ? s.sequence - UInt64(capacity) : 0
+        for sequence in first..<s.sequence {
+            if let entry = s.ring[Int(sequence % UInt64(capacity))] { s.byID.insert(sequence: sequence, key: entry.id.hashValue) }
         }
     }
 

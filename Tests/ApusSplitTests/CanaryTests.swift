@@ -123,6 +123,26 @@ final class OutcomeTrackerTests: XCTestCase {
         XCTAssertThrowsError(try tracker.feedback(model: "churn", requestID: "x992", routingKey: nil, truth: 1))
     }
 
+    func testFeedbackJoinsTheSameWhetherIDsWereFiledAsLoggedOrAtTheFirstFeedback() {
+        // `eager` files every log as it comes (a feedback call came first); `lazy` files its ring
+        // at its first feedback, after ids were reused and the ring wrapped.
+        let eager = OutcomeTracker(capacity: 5), lazy = OutcomeTracker(capacity: 5)
+        XCTAssertThrowsError(try eager.feedback(model: "churn", requestID: "none", routingKey: nil, truth: 1))
+        for i in 0..<13 {
+            for tracker in [eager, lazy] {
+                tracker.log(requestID: "r\(i % 4)", routingKey: nil, prediction: prediction("v\(i)", Double(i)))
+            }
+        }
+        // Live logs are i = 8...12; each id joins its newest, once (r0 a second time: none left).
+        let expected: [(String, Double?)] = [("r0", 12), ("r1", 9), ("r2", 10), ("r3", 11), ("r0", nil), ("r9", nil)]
+        for (id, value) in expected {
+            XCTAssertEqual((try? eager.feedback(model: "churn", requestID: id, routingKey: nil, truth: 1))?.value, value, id)
+            XCTAssertEqual((try? lazy.feedback(model: "churn", requestID: id, routingKey: nil, truth: 1))?.value, value, id)
+        }
+        for i in 13..<15 { lazy.log(requestID: "s\(i)", routingKey: nil, prediction: prediction("late", Double(i))) }
+        XCTAssertEqual(try lazy.feedback(model: "churn", requestID: "s14", routingKey: nil, truth: 1).value, 14)
+    }
+
     func testPredictionIsTheLabelForClassifiersAndTheValueForRegressors() throws {
         let classifier = InferResponse(model: "m", version: 1, id: nil, outputs: [
             .init(name: "label", tensor: try Tensor(shape: [1], data: .int64([2]))),
