@@ -1,10 +1,5 @@
 import ApusInference
 import ApusRuntime
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The bytes that every protobuf answer cut from one batch shares, worked out once per batch.
 ///
@@ -19,7 +14,7 @@ import Darwin
 /// the same storage is an answer of that very batch (arrays are immutable values: shared storage
 /// means equal contents); it also matches the answer's model, version, variant, class labels and
 /// row count before it is used. Numeric outputs only (BOOL and BYTES are converted per answer by
-/// the general encoder). Immutable once built; the last one is kept per thread, so no locking
+/// the general encoder). Immutable once built; the last one is kept per thread (`CodecScratch`), so no locking
 /// (and each thread keeps one batch's outputs alive until it answers another batch).
 final class ProtobufAnswerTemplate {
     private typealias W = ProtobufWriter
@@ -140,8 +135,8 @@ final class ProtobufAnswerTemplate {
     /// BOOL or BYTES outputs): the general encoder writes those.
     static func encode(_ answer: InferResponse) -> [UInt8]? {
         guard answer.rows.rows != nil else { return nil }
-        let slot = Slot.current
-        if let template = slot.template, let bytes = template.encode(answer) { return bytes }
+        let slot = CodecScratch.current
+        if let template = slot.answerTemplate, let bytes = template.encode(answer) { return bytes }
         // A template pays off from a batch's second answer: the first only notes its batch, so
         // answers that share no batch with the next (requested outputs filter the batch into a
         // new array each time) never build one. An address reused by a later batch only means
@@ -149,45 +144,15 @@ final class ProtobufAnswerTemplate {
         let batch = answer.rows.batch.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
         guard slot.lastBatch == batch else {
             slot.lastBatch = batch
-            slot.refused = false
+            slot.batchRefused = false
             return nil
         }
         // A batch that cannot have one (BOOL or BYTES outputs) is tried once, not per answer.
-        guard !slot.refused, let template = ProtobufAnswerTemplate(answer) else {
-            slot.refused = true
+        guard !slot.batchRefused, let template = ProtobufAnswerTemplate(answer) else {
+            slot.batchRefused = true
             return nil
         }
-        slot.template = template
+        slot.answerTemplate = template
         return template.encode(answer)
-    }
-
-    /// This thread's last template. A thread-local box: answers are encoded on the thread that
-    /// ran their batch, one after another.
-    private final class Slot {
-        var template: ProtobufAnswerTemplate?
-        /// The storage address of the last batch answered without a template.
-        var lastBatch: UInt = 0
-        /// Whether that batch was found unable to have a template.
-        var refused = false
-
-        private static let key: pthread_key_t = {
-            var key = pthread_key_t()
-            // A failure here only means no template is ever kept (`current` makes a new slot).
-            _ = pthread_key_create(&key) { raw in
-                guard let raw else { return }
-                Unmanaged<Slot>.fromOpaque(raw).release()
-            }
-            return key
-        }()
-
-        static var current: Slot {
-            if let raw = pthread_getspecific(key) { return Unmanaged<Slot>.fromOpaque(raw).takeUnretainedValue() }
-            let slot = Slot()
-            if pthread_setspecific(key, Unmanaged.passRetained(slot).toOpaque()) != 0 {
-                // Not stored: balance the retain; the slot lives for this call only.
-                Unmanaged.passUnretained(slot).release()
-            }
-            return slot
-        }
     }
 }

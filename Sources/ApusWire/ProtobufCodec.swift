@@ -18,7 +18,7 @@ public enum ProtobufCodec {
     }()
 
     public static func decodeRequest(_ body: [UInt8], model: String, selector: VersionSelector?) throws -> InferRequest {
-        try request(from: try parseRequest(body), model: model, selector: selector)
+        try ProtobufRequestTemplate.decode(body, model: model, selector: selector, scratch: CodecScratch.current)
     }
 
     /// The common case through `FastInferRequestDecoder`; anything else through swift-protobuf.
@@ -96,16 +96,20 @@ public enum ProtobufCodec {
         guard raw.count == count * width else {
             throw ApusError(.badRequest, "\(name): shape \(tensor.shape) of \(typeName) needs \(count * width) bytes of raw_contents, got \(raw.count)")
         }
-        let data: Tensor.Data = raw.withUnsafeBytes { bytes in
-            switch tensor.datatype {
-            case .bool: return .bool(bytes.map { $0 != 0 })
-            case .int32: return .int32(RawValues.littleEndian(bytes, count: count, as: Int32.self))
-            case .int64: return .int64(RawValues.littleEndian(bytes, count: count, as: Int64.self))
-            case .fp32: return .float32(RawValues.littleEndian(bytes, count: count, as: Float.self))
-            default: return .float64(RawValues.littleEndian(bytes, count: count, as: Double.self))
-            }
-        }
+        let data = raw.withUnsafeBytes { tensorData($0, datatype: tensor.datatype, count: count) }
         return try Tensor(shape: shape, data: data)
+    }
+
+    /// `count` values of a supported datatype from their little-endian raw contents (whose size
+    /// the caller checked).
+    static func tensorData(_ bytes: UnsafeRawBufferPointer, datatype: Apus_V1_DataType, count: Int) -> Tensor.Data {
+        switch datatype {
+        case .bool: .bool(bytes.map { $0 != 0 })
+        case .int32: .int32(RawValues.littleEndian(bytes, count: count, as: Int32.self))
+        case .int64: .int64(RawValues.littleEndian(bytes, count: count, as: Int64.self))
+        case .fp32: .float32(RawValues.littleEndian(bytes, count: count, as: Float.self))
+        default: .float64(RawValues.littleEndian(bytes, count: count, as: Double.self))
+        }
     }
 
     static func name(_ type: Apus_V1_DataType) -> String {
