@@ -22,8 +22,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "TCP port; 0 picks a free one (printed in the log).")
     var port = 8080
 
-    @Option(help: "Event loop threads; default: one per core.")
-    var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Event loop threads; default: one per core the process may use (CPU affinity and cgroup quota).")
+    var threads: Int?
 
     @Option(name: .customLong("model-repository"), help: "Model repository folder (<repo>/<model>/<version>/).")
     var modelRepository = "examples/models"
@@ -73,16 +73,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Junk frames (empty DATA, PRIORITY, unknown, RST_STREAM, PING, SETTINGS) per connection before GOAWAY ENHANCE_YOUR_CALM; each answered request earns one back.")
     var maxJunkFrames = 1000
 
-    @Option(name: .customLong("inline-budget-us"), help: "Batches estimated to compute in fewer microseconds run on the event loop that received them (a thread hand-off costs more); 0 sends every batch to the worker pool.")
-    var inlineBudgetMicroseconds = 20
+    @Option(name: .customLong("inline-budget-us"), help: "Batches estimated to compute in fewer microseconds run on the event loop that received them (a thread hand-off costs more); 0 sends every batch to the worker pool. Default: 20, or 1000 when the process may use only one core.")
+    var inlineBudgetMicroseconds: Int?
 
     @Option(help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT before closing.")
     var drainTimeout: Double = 25
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard inlineBudgetMicroseconds >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
+        guard threads ?? 1 >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard inlineBudgetMicroseconds ?? 0 >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
         guard maxConcurrentStreams >= 1 else { throw ValidationError("--max-concurrent-streams must be at least 1") }
         guard (65535...Int(Int32.max)).contains(streamWindow) else { throw ValidationError("--stream-window must be 65535...2147483647") }
         guard (65535...Int(Int32.max)).contains(connectionWindow) else { throw ValidationError("--connection-window must be 65535...2147483647") }
@@ -123,6 +123,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--model-repository \(modelRepository) is not a folder")
         }
 
+        let cores = UsableCores.count
+        let threads = self.threads ?? cores
+        let inlineBudget = inlineBudgetMicroseconds ?? ModelRepository.defaultInlineBudgetMicroseconds(usableCores: cores)
         var configuration = HTTPServer.Configuration()
         configuration.host = host
         configuration.port = port
@@ -132,7 +135,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Signals first, so a SIGTERM that arrives during start-up still drains cleanly.
         let signals = SignalWaiter(signals: [SIGTERM, SIGINT])
         let metrics = ServerMetrics()
-        let repository = ModelRepository(root: modelRepository, workers: threads, inlineBudgetMicroseconds: inlineBudgetMicroseconds,
+        let repository = ModelRepository(root: modelRepository, workers: threads, inlineBudgetMicroseconds: inlineBudget,
                                          logger: logger, observer: metrics)
         let watcher = RepositoryWatcher(repository: repository, logger: logger)
         let outcomes = OutcomeTracker()
@@ -146,7 +149,8 @@ struct ServeCommand: AsyncParsableCommand {
         let canaryTimer = canary.startTimer(interval: .seconds(1))
         let driftTimer = metrics.drift.startRecomputing(every: .seconds(max(1, driftInterval)), snapshot: { repository.snapshot })
         let ready = repository.statuses.filter { $0.state == .ready }.map { "\($0.model)/\($0.version)" }
-        logger.info("serving", metadata: ["model-repository": "\(modelRepository)", "versions": "\(ready.joined(separator: " "))"])
+        logger.info("serving", metadata: ["model-repository": "\(modelRepository)", "versions": "\(ready.joined(separator: " "))",
+                                          "usable-cores": "\(cores)", "inline-budget-us": "\(inlineBudget)"])
         let received = await signals.next()
         logger.info("shutting down", metadata: ["signal": "\(received)", "drain-timeout-s": "\(drainTimeout)"])
         watcher.stop()

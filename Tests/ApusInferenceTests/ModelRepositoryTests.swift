@@ -51,6 +51,12 @@ final class ModelRepositoryTests: XCTestCase {
         ModelRepository(root: root, workers: 1, logger: Logger(label: "test"))
     }
 
+    func testBatchesRunInlineUpTo20MicrosecondsOrUpTo1MillisecondOnASingleCore() {
+        XCTAssertEqual(ModelRepository.defaultInlineBudgetMicroseconds(usableCores: 1), 1000)
+        XCTAssertEqual(ModelRepository.defaultInlineBudgetMicroseconds(usableCores: 2), 20)
+        XCTAssertEqual(ModelRepository.defaultInlineBudgetMicroseconds(usableCores: 64), 20)
+    }
+
     func testScanLoadsEveryModelAndServesTheNewestVersionByDefault() throws {
         try writeBundle(version: 1)
         try writeBundle(version: 2)

@@ -66,10 +66,14 @@ def apus_binary() -> Path:
 class ApusServer:
     """One `apus serve` process. Its stderr is drained by a thread for the whole process life."""
 
-    def __init__(self, binary: Path, repository: Path, extra: list[str], port: int = 0):
+    def __init__(self, binary: Path, repository: Path, extra: list[str], port: int = 0,
+                 threads: int | None = 2, prefix: tuple[str, ...] = ()):
+        """`threads=None` leaves the event loop count to the server; `prefix` runs it under a
+        wrapper command (`taskset -c 0`)."""
         self.binary = binary
+        self.prefix = list(prefix)
         self.args = [
-            "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "2",
+            "serve", "--host", "127.0.0.1", "--port", str(port), *(["--threads", str(threads)] if threads else []),
             "--model-repository", str(repository), "--poll-interval", "0", *extra,
         ]
         self.lines: list[str] = []
@@ -85,7 +89,7 @@ class ApusServer:
         while True:
             try:
                 self.proc = subprocess.Popen(
-                    [str(self.binary), *self.args],
+                    [*self.prefix, str(self.binary), *self.args],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 )
                 break

@@ -528,6 +528,31 @@ def test_triton_style_timeouts_in_microseconds_header_and_body_parameter(server)
     assert infer_json(server.url, "logreg", rows[:1], headers={"timeout": "5000000"}).status_code == 200
 
 
+def test_a_server_confined_to_one_core_runs_one_loop_and_its_batches_inline(repo, pb):
+    # taskset leaves the process one core: one event loop (Foundation's processor count would
+    # say every online core), and batches up to 1 ms run on the loop (a hand-off to a worker on
+    # the same core buys nothing). Forest batches then still answer every request correctly.
+    server = ApusServer(apus_binary(), repo, [], threads=None, prefix=("taskset", "-c", "0")).start()
+    try:
+        assert server.wait_for_log("serving", 30), server.log()
+        log = server.log()
+        assert "threads=1 " in log and "usable-cores=1 " in log and "inline-budget-us=1000 " in log, log
+        rows = np.load(ZOO / "rf_binary/inputs.npy").astype(np.float32)[:8]
+        expected = np.load(ZOO / "rf_binary/expected_probabilities.npy")[:8]
+        request = pb.InferRequest()
+        request.inputs.add(name="input", datatype=pb.FP32, shape=[1, rows.shape[1]])
+        with httpx.Client(http1=False, http2=True, timeout=10) as client:
+            for i in range(8):
+                request.inputs[0].raw_contents = np.ascontiguousarray(rows[i:i + 1]).tobytes()
+                r = client.post(f"{server.url}/v2/models/churn/versions/1/infer", content=request.SerializeToString(),
+                                headers={"content-type": "application/x-protobuf"})
+                assert r.status_code == 200, r.content
+                probs = {o.name: o for o in pb.InferResponse.FromString(r.content).outputs}["probabilities"]
+                np.testing.assert_allclose(np.frombuffer(probs.raw_contents, np.float32), expected[i], rtol=1e-5, atol=1e-6)
+    finally:
+        server.kill()
+
+
 def test_full_queue_answers_429_with_retry_after_and_never_grows(tmp_path):
     repo = tmp_path / "repo"
     bundle(repo, "rf", 1, "rf_binary")
