@@ -23,7 +23,8 @@ final class ProtobufRequestTemplate {
     private let rawBytes: Int
     private let model: String
     private let selector: VersionSelector?
-    /// The request the template's body decoded to; its input is replaced per body.
+    /// The request the template's body decoded to, without its input (each body brings its
+    /// own; a template keeps no tensor alive, however large its body was).
     private let request: InferRequest
     private let name: String
     private let shape: [Int]
@@ -43,7 +44,9 @@ final class ProtobufRequestTemplate {
         rawBytes = raw.count
         self.model = model
         self.selector = selector
-        self.request = request
+        var stripped = request
+        stripped.inputs = []
+        self.request = stripped
         name = request.inputs[0].name
         shape = request.inputs[0].tensor.shape
         datatype = wire.inputs[0].datatype
