@@ -14,8 +14,8 @@ import ApusRuntime
 /// the same storage is an answer of that very batch (arrays are immutable values: shared storage
 /// means equal contents); it also matches the answer's model, version, variant, class labels and
 /// row count before it is used. Numeric outputs only (BOOL and BYTES are converted per answer by
-/// the general encoder). Immutable once built; the last one is kept per thread (`CodecScratch`), so no locking
-/// (and each thread keeps one batch's outputs alive until it answers another batch).
+/// the general encoder). Immutable once built; the last one is kept per thread (`CodecScratch`),
+/// so no locking (and each thread keeps one batch's outputs alive until it answers another batch).
 final class ProtobufAnswerTemplate {
     private typealias W = ProtobufWriter
 

@@ -8,8 +8,8 @@ import ApusRuntime
 /// one input: same model field, input name, datatype and shape. Parsing those bytes again and
 /// building the request's inputs, shape and output map from them was about 15% of the request
 /// path (`apus bench-route`, logreg). A template keeps the bytes of a body before and after its
-/// raw contents and the request they decoded to; a body with exactly those bytes there decodes
-/// to that request with its own values. That is what the full decoder answers for it: the bytes
+/// raw contents and what they decoded to; a body with exactly those bytes there decodes to that
+/// request with its own values. That is what the full decoder answers for it: the bytes
 /// before the raw contents fix its length, and every field, check and error of the decoder
 /// depends only on those bytes, the raw contents' length and the route's model and selector
 /// (matched too); the values are converted, never judged (finiteness is the model's check).
