@@ -30,6 +30,10 @@ public struct InferRequest: Sendable {
     /// parameter, in microseconds); nil: none.
     public var timeoutMicroseconds: UInt64?
 
+    /// The longest time budget a request may give (one day), in microseconds: larger values are
+    /// refused as malformed, so budget arithmetic never overflows.
+    public static let maxTimeoutMicroseconds: UInt64 = 86_400_000_000
+
     public init(model: String, version: VersionSelector? = nil, id: String? = nil, routingKey: String? = nil,
                 inputs: [Input], requestedOutputs: [String: Bool] = [:], deadline: UInt64? = nil, timeoutMicroseconds: UInt64? = nil) {
         self.model = model

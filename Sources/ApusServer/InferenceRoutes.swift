@@ -240,13 +240,13 @@ public struct InferenceRoutes: Sendable {
         var budget: UInt64?
         func tighten(_ nanos: UInt64) { budget = min(budget ?? nanos, nanos) }
         if let text = headers[lowercased: "apus-timeout-ms"] {
-            guard let ms = Double(text), ms.isFinite, ms > 0, ms < 86_400_000 else {
+            guard let ms = Double(text), ms.isFinite, ms > 0, ms < Double(InferRequest.maxTimeoutMicroseconds / 1000) else {
                 throw ApusError(.badRequest, "apus-timeout-ms must be a positive number of milliseconds, got \(text)")
             }
             tighten(UInt64(ms * 1_000_000))
         }
         if let text = headers[lowercased: "timeout"] {
-            guard let us = UInt64(text), us < 86_400_000_000 else {
+            guard let us = UInt64(text), us < InferRequest.maxTimeoutMicroseconds else {
                 throw ApusError(.badRequest, "timeout must be a whole number of microseconds below one day (0: none), got \(text)")
             }
             if us > 0 { tighten(us * 1000) }

@@ -77,8 +77,7 @@ public enum KServeJSONCodec {
     /// believes a deadline holds that does not.
     static func timeout(_ value: JSONValue?) throws -> UInt64? {
         guard let value else { return nil }
-        // Below a day, as for the `timeout` header.
-        guard case .number(let us) = value, us >= 0, us == us.rounded(), us < 86_400_000_000 else {
+        guard case .number(let us) = value, us >= 0, us == us.rounded(), us < Double(InferRequest.maxTimeoutMicroseconds) else {
             throw ApusError(.badRequest, "parameters.timeout must be a whole number of microseconds below one day (0: none)")
         }
         return us == 0 ? nil : UInt64(us)

@@ -81,8 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard threads ?? 1 >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard inlineBudgetMicroseconds ?? 0 >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
+        guard (threads ?? 1) >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard (inlineBudgetMicroseconds ?? 0) >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
         guard maxConcurrentStreams >= 1 else { throw ValidationError("--max-concurrent-streams must be at least 1") }
         guard (65535...Int(Int32.max)).contains(streamWindow) else { throw ValidationError("--stream-window must be 65535...2147483647") }
         guard (65535...Int(Int32.max)).contains(connectionWindow) else { throw ValidationError("--connection-window must be 65535...2147483647") }
