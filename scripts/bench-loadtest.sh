@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
+scripts/install-deps.sh --bench
 scripts/build-release.sh apus apus-loadtest
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 .build/release/apus serve --port "$port" --threads 1 --log-level warning --model-repository examples/models &

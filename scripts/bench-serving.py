@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="alternated nghttpd/Apus rounds (median ratio reported)")
     ap.add_argument("--only", choices=["scrape"], help="run one section only")
     args = ap.parse_args()
+    subprocess.run([os.path.join(ROOT, "scripts/install-deps.sh"), "--bench"], cwd=ROOT, check=True)  # h2load, nghttpd
     if args.only == "scrape":
         subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
         ensure([("numpy", "numpy")])

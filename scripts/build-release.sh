@@ -7,6 +7,9 @@
 # script builds through here: SwiftPM rebuilds everything when the flag changes between builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The headers it links against (libnghttp2-dev, zlib1g-dev...), so every benchmark script works on
+# a fresh machine, not only after the README's serve or test command. A no-op when present.
+scripts/install-deps.sh
 static=()
 [[ "$(uname -s)" == Linux ]] && static=(--static-swift-stdlib)
 for product in "${@:-apus}"; do

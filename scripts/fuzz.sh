@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [target ...]   targets: fuzz-json fuzz-protobuf
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh  # the headers the build needs, when missing
 seconds=${1:-60}
 shift || true
 targets=("$@")

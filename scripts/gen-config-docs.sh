@@ -3,6 +3,7 @@
 # drift from the flags.   scripts/gen-config-docs.sh [--check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh  # the headers the build needs, when missing
 bin=${APUS_BIN:-.build/debug/apus}
 [[ -x "$bin" ]] || swift build --product apus
 loadtest=$(dirname "$bin")/apus-loadtest

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Apus needs on Debian, only when missing.
 #   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, libjemalloc-dev, pkg-config
+#   scripts/install-deps.sh --bench  plus the benchmarks' load tools: h2load, nghttpd
 #   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, protoc, Prometheus + promtool,
 #                                    HAProxy, busybox + rclone (deploy tests),
 #                                    Python h2/httpx/pytest/numpy/protobuf/mmh3/pyyaml/kubernetes-validate,
@@ -12,6 +13,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for pkg in libnghttp2-dev zlib1g-dev libjemalloc-dev pkg-config; do
     have_pkg "$pkg" || need_apt+=("$pkg")
 done
+if [[ "${1:-}" == "--bench" ]]; then
+    for pkg in nghttp2-client nghttp2-server; do
+        have_pkg "$pkg" || need_apt+=("$pkg")
+    done
+fi
 if [[ "${1:-}" == "--test" ]]; then
     for pkg in curl nghttp2-client nghttp2-server python3-pip protobuf-compiler prometheus haproxy busybox rclone; do
         have_pkg "$pkg" || { [[ "$pkg" == python3-pip ]] && command -v pip3 >/dev/null; } || need_apt+=("$pkg")

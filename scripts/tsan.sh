@@ -13,6 +13,7 @@
 # A data race fails the run (halt_on_error). Bounded by TSAN_TIMEOUT seconds (default 3600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh  # the headers the build needs, when missing
 scratch=${TSAN_SCRATCH:-.build/tsan}
 limit=${TSAN_TIMEOUT:-3600}
 if [[ $# -gt 0 ]]; then
