@@ -11,8 +11,9 @@ import Synchronization
 /// (measured nanoseconds per row x rows) is under `inlineBudgetNanos` runs right there on the
 /// loop. Two thread hand-offs cost more than such a batch (a 1-row logistic regression computes in
 /// well under a microsecond; a hand-off is a wake-up and, on a pinned core, a context switch), and
-/// the budget bounds how long a loop can be kept from its sockets. Until a version has run once,
-/// its cost is unknown and it goes to the pool.
+/// the budget bounds how long a loop can be kept from its sockets: it counts per release, and the
+/// batches an inline batch's end starts run inline too while it lasts. Until a version has run
+/// once, its cost is unknown and it goes to the pool.
 final class DynamicBatcher: CancellationTarget, Sendable {
     /// One queued request. A class: a batch's loops (cancel check, row counts, queue waits,
     /// answers) pass each request around several times, and copying a struct of five counted
@@ -97,7 +98,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         // would otherwise be allocated for every request and dropped).
         if hold, !WakeupCoalescer.hasDeferred(key: self) {
             _ = WakeupCoalescer.defer(key: self) { [self] in
-                perform(state.withLock { $0.machine.release(now: Self.now()) }, onReleasingLoop: true)
+                perform(state.withLock { $0.machine.release(now: Self.now()) }, inlineBudget: inlineBudgetNanos)
             }
         }
     }
@@ -117,18 +118,41 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     /// Whether a batch of `rows` is cheap enough to run on the releasing event loop.
     func runsInline(rows: Int) -> Bool {
-        let perRow = nanosPerRow.load(ordering: .relaxed)
-        guard inlineBudgetNanos > 0, perRow > 0 else { return false }
-        return perRow.multipliedReportingOverflow(by: UInt64(max(rows, 1))).partialValue <= inlineBudgetNanos
+        inlineCost(rows: rows).map { $0 <= inlineBudgetNanos } ?? false
     }
 
-    private func perform(_ actions: [BatcherStateMachine<UInt64>.Action], onReleasingLoop: Bool = false) {
-        for action in actions {
+    /// Estimated compute nanoseconds of a batch of `rows`; nil when inline execution is off or
+    /// the version has not run yet (its cost is unknown).
+    private func inlineCost(rows: Int) -> UInt64? {
+        let perRow = nanosPerRow.load(ordering: .relaxed)
+        guard inlineBudgetNanos > 0, perRow > 0 else { return nil }
+        return perRow.multipliedReportingOverflow(by: UInt64(max(rows, 1))).partialValue
+    }
+
+    /// Carries out the machine's actions. `inlineBudget`: the compute nanoseconds this thread (an
+    /// event loop at the end of its burst) may still spend running batches itself; nil on any
+    /// other thread.
+    ///
+    /// The batches an inline batch's end starts (the rest of a burst larger than one batch, or
+    /// work another loop queued meanwhile) run inline too while the budget lasts. Handing them to
+    /// the pool instead kept every later batch there: with one slot, the next burst queues behind
+    /// the worker's batch and the worker's finish starts it on the pool again, so under steady load
+    /// each batch paid two thread hand-offs even on a server confined to one core.
+    private func perform(_ actions: [BatcherStateMachine<UInt64>.Action], inlineBudget: UInt64? = nil) {
+        var budget = inlineBudget
+        // A worklist, not recursion: a long queue drained inline must not grow the loop's stack.
+        var pending = actions
+        var next = 0
+        while next < pending.count {
+            let action = pending[next]
+            next += 1
             switch action {
             case .execute(let ids):
                 let items = state.withLock { state in ids.compactMap { state.work.remove($0) } }
-                if onReleasingLoop, runsInline(rows: items.reduce(0) { $0 + $1.rows }) {
-                    run(items)
+                if let left = budget, let cost = inlineCost(rows: items.reduce(0) { $0 + $1.rows }), cost <= left {
+                    budget = left - cost
+                    // This batch's answers reach their connections before the next batch runs.
+                    pending += WakeupCoalescer.batch { runBatch(items) }
                 } else {
                     queue.async { self.run(items) }
                 }
@@ -159,12 +183,14 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         }
     }
 
+    /// A batch on a pool thread; what its end starts runs on the pool too.
     private func run(_ items: [Work]) {
         // Answers of this batch reach each connection with one wake-up.
-        WakeupCoalescer.batch { runBatch(items) }
+        WakeupCoalescer.batch { perform(runBatch(items)) }
     }
 
-    private func runBatch(_ items: [Work]) {
+    /// Runs a batch and frees its slot; returns the machine's actions for what that starts.
+    private func runBatch(_ items: [Work]) -> [BatcherStateMachine<UInt64>.Action] {
         // Cancelled requests (stream reset, client gone) leave here without running.
         var live: [Work] = []
         for item in items {
@@ -176,8 +202,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
             }
         }
         if !live.isEmpty { execute(live) }
-        let actions = state.withLock { $0.machine.batchFinished(now: Self.now()) }
-        perform(actions)
+        return state.withLock { $0.machine.batchFinished(now: Self.now()) }
     }
 
     private func execute(_ items: [Work]) {

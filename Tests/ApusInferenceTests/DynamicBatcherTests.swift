@@ -9,16 +9,16 @@ import XCTest
 /// The batcher's shell: where a batch runs (inline on the releasing thread or on the pool), and
 /// that the answers are the model's either way. Completion order is observed, not timed.
 final class DynamicBatcherTests: XCTestCase {
-    static func batcher(inlineBudgetNanos: UInt64) throws -> DynamicBatcher {
+    static func batcher(inlineBudgetNanos: UInt64, maxBatchRows: Int = 64, slots: Int = 4) throws -> DynamicBatcher {
         guard let url = Bundle.module.url(forResource: "Fixtures/logreg_binary", withExtension: "onnx") else {
             throw XCTSkip("fixture logreg_binary missing")
         }
         let compiled = try ONNXLoader.load(data: try Data(contentsOf: url))
         var configuration = BatcherStateMachine<UInt64>.Configuration()
-        configuration.maxBatchRows = 64
-        // A free slot even while the previous batch's worker is still finishing after answering
-        // (its slot frees just after the completion the test waits for).
-        configuration.slots = 4
+        configuration.maxBatchRows = maxBatchRows
+        // Default: a free slot even while the previous batch's worker is still finishing after
+        // answering (its slot frees just after the completion the test waits for).
+        configuration.slots = slots
         return DynamicBatcher(compiled: compiled, configuration: configuration, model: "m", version: 1,
                               inlineBudgetNanos: inlineBudgetNanos, observer: nil)
     }
@@ -56,6 +56,31 @@ final class DynamicBatcherTests: XCTestCase {
         let second = try submitInBurst(batcher)
         XCTAssertTrue(second.answeredOnThisThread, "answered on the releasing thread: ran inline")
         XCTAssertEqual(try second.result.get().tensors, try first.result.get().tensors)
+    }
+
+    func testBatchesStartedByAnInlineBatchsEndRunInlineToo() throws {
+        // One row per batch and one slot: a burst of three is three batches in a row, the second
+        // and third started by the end of the one before, as under steady load.
+        let batcher = try Self.batcher(inlineBudgetNanos: 10_000_000, maxBatchRows: 1, slots: 1)
+        _ = try submitInBurst(batcher)
+        XCTAssertTrue(batcher.runsInline(rows: 1))
+        let answers = Locked<[(Result<OutputRows, ApusError>, UInt)]>([])
+        let done = DispatchSemaphore(value: 0)
+        let me = UInt(pthread_self())
+        try WakeupCoalescer.batch {
+            for value: Float in [0.1, 0.5, 0.9] {
+                batcher.submit(feeds: try Self.row(value), rows: 1, deadline: nil, isCancelled: { false }) { result in
+                    answers.withLock { $0.append((result, UInt(pthread_self()))) }
+                    done.signal()
+                }
+            }
+        }
+        for _ in 0..<3 { XCTAssertEqual(done.wait(timeout: .now() + 10), .success) }
+        let got = answers.withLock { $0 }
+        XCTAssertEqual(got.map(\.1), [me, me, me], "all three batches ran on the releasing thread")
+        // Each answer is its own row's: three different probabilities.
+        let outputs = try got.map { try XCTUnwrap($0.0.get().tensors.last).tensor.floats() }
+        XCTAssertEqual(Set(outputs.map { $0.description }).count, 3)
     }
 
     func testAZeroBudgetAlwaysUsesThePool() throws {
