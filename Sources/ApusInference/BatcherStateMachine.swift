@@ -76,17 +76,21 @@ struct BatcherStateMachine<ID: Hashable & Sendable> {
 
     private mutating func drain(now: UInt64) -> [Action] {
         var actions: [Action] = []
-        // Drop what can no longer be answered in time.
-        var kept: [Item] = []
-        for item in queue {
-            if let deadline = item.deadline, deadline <= now {
-                actions.append(.expire(item.id))
-                queuedRows -= item.rows
-            } else {
-                kept.append(item)
+        // Drop what can no longer be answered in time. Checked first: the queue is rebuilt only
+        // when something expired, not on every release.
+        if queue.contains(where: { $0.deadline.map { $0 <= now } ?? false }) {
+            var kept: [Item] = []
+            kept.reserveCapacity(queue.count)
+            for item in queue {
+                if let deadline = item.deadline, deadline <= now {
+                    actions.append(.expire(item.id))
+                    queuedRows -= item.rows
+                } else {
+                    kept.append(item)
+                }
             }
+            queue = kept
         }
-        queue = kept
         while running < configuration.slots, let oldest = queue.first {
             let preferred = configuration.preferredBatchRows.max() ?? configuration.maxBatchRows
             let waitedEnough = now >= oldest.enqueuedAt &+ configuration.maxQueueDelayNanos
@@ -95,14 +99,17 @@ struct BatcherStateMachine<ID: Hashable & Sendable> {
                 actions.append(.scheduleTimer(at: oldest.enqueuedAt &+ configuration.maxQueueDelayNanos))
                 break
             }
-            var batch: [ID] = []
+            // The batch is the longest run from the front within maxBatchRows (at least one
+            // request): measured first, then taken with one copy and one removal, not item by item.
+            var count = 0
             var rows = 0
-            while let next = queue.first, batch.isEmpty || rows + next.rows <= configuration.maxBatchRows {
-                batch.append(next.id)
-                rows += next.rows
-                queuedRows -= next.rows
-                queue.removeFirst()
+            while count < queue.count, count == 0 || rows + queue[count].rows <= configuration.maxBatchRows {
+                rows += queue[count].rows
+                count += 1
             }
+            let batch = queue[..<count].map(\.id)
+            queue.removeFirst(count)
+            queuedRows -= rows
             running += 1
             actions.append(.execute(batch))
         }

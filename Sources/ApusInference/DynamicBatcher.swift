@@ -74,6 +74,9 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     var inflightRequests: Int { inflight.load(ordering: .acquiring) }
 
+    /// Batches started and not yet finished (a batch's slot frees just after its answers).
+    var runningBatches: Int { state.withLock { $0.machine.running } }
+
     /// Rows waiting (not yet running), for the queue-depth gauge.
     var queuedRows: Int { state.withLock { $0.machine.queuedRows } }
 

@@ -56,6 +56,18 @@ final class BatcherStateMachineTests: XCTestCase {
         XCTAssertEqual(m.batchFinished(now: 4), [.execute([4])])
     }
 
+    func testAReleasedBurstRunsInOrderInBatchesOfAtMostMaxRows() {
+        var m = machine(maxBatch: 4, delay: 0)
+        for i in 0..<10 { XCTAssertEqual(m.enqueue(id: i, rows: 1, deadline: nil, now: 0, dispatch: false), []) }
+        XCTAssertEqual(m.queuedRows, 10)
+        XCTAssertEqual(m.release(now: 1), [.execute([0, 1, 2, 3])])
+        XCTAssertEqual(m.queuedRows, 6)
+        XCTAssertEqual(m.batchFinished(now: 2), [.execute([4, 5, 6, 7])])
+        XCTAssertEqual(m.batchFinished(now: 3), [.execute([8, 9])])
+        XCTAssertEqual(m.queuedRows, 0)
+        XCTAssertEqual(m.batchFinished(now: 4), [])
+    }
+
     func testQueueFullRejectsNewWork() {
         var m = machine(maxQueue: 3)
         _ = m.enqueue(id: 1, rows: 1, deadline: nil, now: 0)   // runs
@@ -70,6 +82,7 @@ final class BatcherStateMachineTests: XCTestCase {
         _ = m.enqueue(id: 2, rows: 1, deadline: 50, now: 0)
         _ = m.enqueue(id: 3, rows: 1, deadline: 500, now: 0)
         XCTAssertEqual(m.batchFinished(now: 100), [.expire(2), .execute([3])])
+        XCTAssertEqual(m.queuedRows, 0)
     }
 
     func testCancelledRequestLeavesTheQueue() {

@@ -64,6 +64,10 @@ final class DynamicBatcherTests: XCTestCase {
         let batcher = try Self.batcher(inlineBudgetNanos: 10_000_000, maxBatchRows: 1, slots: 1)
         _ = try submitInBurst(batcher)
         XCTAssertTrue(batcher.runsInline(rows: 1))
+        // The first run's worker frees the slot just after answering: wait for that, not a time.
+        let deadline = DispatchTime.now() + 10
+        while batcher.runningBatches > 0, DispatchTime.now() < deadline { sched_yield() }
+        XCTAssertEqual(batcher.runningBatches, 0)
         let answers = Locked<[(Result<OutputRows, ApusError>, UInt)]>([])
         let done = DispatchSemaphore(value: 0)
         let me = UInt(pthread_self())
