@@ -15,8 +15,12 @@ import Darwin
 /// action once per key and runs it when the outermost scope ends (in first-registered order).
 /// Outside any scope `defer` returns false and the caller acts at once. Scopes are per thread
 /// (thread-local storage), so no locking; actions run on the same thread, after the body.
+///
+/// `batchUntilTaskRuns` opens a scope that outlives its body, for an event loop's whole tick: see
+/// there.
 public enum WakeupCoalescer {
-    final class Scope {
+    /// Sendable only to travel inside the task that closes it; it is used on its own thread only.
+    final class Scope: @unchecked Sendable {
         var keys: [ObjectIdentifier] = []
         var actions: [() -> Void] = []
     }
@@ -31,6 +35,34 @@ public enum WakeupCoalescer {
     private static var current: Scope? {
         guard let raw = pthread_getspecific(key) else { return nil }
         return Unmanaged<Scope>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Runs `body` inside this thread's open scope, or opens one that stays open after `body`
+    /// returns and closes (running its deferred actions) when the task handed to `scheduleEnd`
+    /// runs.
+    ///
+    /// An event loop passes its own `execute`: NIO runs the tasks queued while it handles a tick's
+    /// I/O after all of that I/O, so the scope spans every socket read of the tick. Requests from
+    /// all of the loop's connections then reach a batcher together, and HTTP/1.1 requests (one
+    /// per read) are batched and run inline like HTTP/2 bursts instead of each going to a worker.
+    /// `scheduleEnd` must run the task later, on this same thread.
+    public static func batchUntilTaskRuns<T>(_ scheduleEnd: (@escaping @Sendable () -> Void) -> Void, _ body: () throws -> T) rethrows -> T {
+        if current != nil { return try body() }
+        let scope = Scope()
+        // Retained while open: a task that never ran (a loop torn down) leaks one scope rather
+        // than leaving this thread a dangling pointer.
+        pthread_setspecific(key, Unmanaged.passRetained(scope).toOpaque())
+        scheduleEnd { close(scope) }
+        return try body()
+    }
+
+    /// Closes `scope` if it is this thread's open one (once), then runs its actions.
+    private static func close(_ scope: Scope) {
+        let opaque = Unmanaged.passUnretained(scope).toOpaque()
+        guard let raw = pthread_getspecific(key), raw == opaque else { return }
+        pthread_setspecific(key, nil)
+        Unmanaged<Scope>.fromOpaque(opaque).release()
+        for action in scope.actions { action() }
     }
 
     /// Whether a scope is open on this thread.

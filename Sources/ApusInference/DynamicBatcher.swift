@@ -142,6 +142,14 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     /// the worker's batch and the worker's finish starts it on the pool again, so under steady load
     /// each batch paid two thread hand-offs even on a server confined to one core.
     private func perform(_ actions: [BatcherStateMachine<UInt64>.Action], inlineBudget: UInt64? = nil) {
+        guard inlineBudget != nil else { return carryOut(actions, inlineBudget: nil) }
+        // The answers of every batch this release runs reach their connections together at its
+        // end: one write per connection, not one per batch (with max_batch_size 1, one per
+        // request). The budget bounds how long the first batch's answers wait.
+        WakeupCoalescer.batch { carryOut(actions, inlineBudget: inlineBudget) }
+    }
+
+    private func carryOut(_ actions: [BatcherStateMachine<UInt64>.Action], inlineBudget: UInt64?) {
         var budget = inlineBudget
         // A worklist, not recursion: a long queue drained inline must not grow the loop's stack.
         var pending = actions
@@ -154,8 +162,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                 let items = state.withLock { state in ids.compactMap { state.work.remove($0) } }
                 if let left = budget, let cost = inlineCost(rows: items.reduce(0) { $0 + $1.rows }), cost <= left {
                     budget = left - cost
-                    // This batch's answers reach their connections before the next batch runs.
-                    pending += WakeupCoalescer.batch { runBatch(items) }
+                    pending += runBatch(items)
                 } else {
                     queue.async { self.run(items) }
                 }

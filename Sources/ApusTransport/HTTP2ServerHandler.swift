@@ -215,11 +215,13 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // Requests of one read reach the batchers together: one hand-off to the workers. Cheap
-        // batches run inline at the scope's end (DynamicBatcher): their answers are submitted
-        // then, and go out with this read's one flush.
+        // Requests of every socket read in this loop tick reach the batchers together, released
+        // when the tick's I/O is done: one batch across connections, one hand-off to the workers,
+        // or inline when cheap (DynamicBatcher). Their answers come then, each connection flushed
+        // once per batch (`answer`); what this read produced itself goes out now.
         holdingFlush = true
-        WakeupCoalescer.batch { process(context: context, data: data) }
+        let loop = context.eventLoop
+        WakeupCoalescer.batchUntilTaskRuns({ loop.execute($0) }) { process(context: context, data: data) }
         holdingFlush = false
         flush()
     }
@@ -508,7 +510,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private func answer(streamID: Int32, response: Response) {
         guard session != nil, machine.answerSubmitted(streamID) else { return }
         submit(streamID: streamID, response: response)
-        if !batching, !holdingFlush { flush() }
+        guard !batching, !holdingFlush else { return }
+        // A batch answering on this loop: one flush for all of this connection's answers, at
+        // the batch's end, not one write per answer.
+        if WakeupCoalescer.isBatching {
+            if !WakeupCoalescer.hasDeferred(key: self) { _ = WakeupCoalescer.defer(key: self) { [self] in flush() } }
+            return
+        }
+        flush()
     }
 
     private func submit(streamID: Int32, response: Response) {
