@@ -84,8 +84,9 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                 completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
-        // Inside a burst (an event loop dispatching one socket read), hold the request and decide
-        // once at the burst's end, so the burst runs as one batch with one hand-off.
+        // Inside a burst (an event loop dispatching the socket reads of one tick), hold the
+        // request and decide once at the burst's end, so the burst runs as one batch with one
+        // hand-off.
         let hold = WakeupCoalescer.isBatching
         inflight.add(1, ordering: .relaxed)
         let (id, actions) = state.withLock { state -> (UInt64, [BatcherStateMachine<UInt64>.Action]) in

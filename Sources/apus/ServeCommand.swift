@@ -73,7 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Junk frames (empty DATA, PRIORITY, unknown, RST_STREAM, PING, SETTINGS) per connection before GOAWAY ENHANCE_YOUR_CALM; each answered request earns one back.")
     var maxJunkFrames = 1000
 
-    @Option(name: .customLong("inline-budget-us"), help: "Microseconds of estimated batch compute an event loop may run itself at the end of a socket read (a thread hand-off costs more); batches beyond it go to the worker pool, and 0 sends every batch there. Default: 20, or 1000 when the process may use only one core.")
+    @Option(name: .customLong("inline-budget-us"), help: "Microseconds of estimated batch compute an event loop may run itself after a pass over its sockets (a thread hand-off costs more); batches beyond it go to the worker pool, and 0 sends every batch there. Default: 20, or 1000 when the process may use only one core.")
     var inlineBudgetMicroseconds: Int?
 
     @Option(help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT before closing.")
