@@ -218,7 +218,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         // Requests of every socket read in this loop tick reach the batchers together, released
         // when the tick's I/O is done: one batch across connections, one hand-off to the workers,
         // or inline when cheap (DynamicBatcher). Their answers come then, each connection flushed
-        // once per batch (`answer`); what this read produced itself goes out now.
+        // once per release (`answer`); what this read produced itself goes out now.
         holdingFlush = true
         let loop = context.eventLoop
         WakeupCoalescer.batchUntilTaskRuns({ loop.execute($0) }) { process(context: context, data: data) }
@@ -511,8 +511,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         guard session != nil, machine.answerSubmitted(streamID) else { return }
         submit(streamID: streamID, response: response)
         guard !batching, !holdingFlush else { return }
-        // A batch answering on this loop: one flush for all of this connection's answers, at
-        // the batch's end, not one write per answer.
+        // Answers given in a coalescing scope on this loop (a release running batches inline):
+        // one flush for all of this connection's answers at the scope's end, not one per answer.
         if WakeupCoalescer.isBatching {
             if !WakeupCoalescer.hasDeferred(key: self) { _ = WakeupCoalescer.defer(key: self) { [self] in flush() } }
             return
