@@ -65,8 +65,9 @@ public final class ModelRepository: Sendable {
         usableCores <= 1 ? 1000 : 20
     }
 
-    /// `inlineBudgetMicroseconds`: batches estimated to compute in less run on the event loop that
-    /// released them instead of the worker pool (0: always the pool); see `DynamicBatcher`.
+    /// `inlineBudgetMicroseconds`: the estimated compute an event loop may spend running the
+    /// batches it releases itself instead of handing them to the worker pool (0: always the
+    /// pool); see `DynamicBatcher`.
     public init(root: String, workers: Int, inlineBudgetMicroseconds: Int = 0, logger: Logger, observer: (any InferenceObserver)? = nil) {
         self.observer = observer
         self.root = root

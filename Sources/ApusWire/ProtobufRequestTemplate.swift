@@ -1,5 +1,10 @@
 import ApusInference
 import ApusRuntime
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The decoded form of a protobuf request body, reused for the next bodies that differ from it
 /// only in their tensor's values.
@@ -67,14 +72,11 @@ final class ProtobufRequestTemplate {
         return decoded
     }
 
+    /// Whether `bytes` hold `expected` at `start` (the caller checked the lengths).
     private static func same(_ bytes: UnsafeRawBufferPointer, from start: Int, as expected: [UInt8]) -> Bool {
         expected.withUnsafeBytes { expected in
-            var i = 0
-            while i < expected.count {
-                if bytes[start + i] != expected[i] { return false }
-                i += 1
-            }
-            return true
+            guard let base = bytes.baseAddress, let other = expected.baseAddress else { return expected.isEmpty }
+            return memcmp(base + start, other, expected.count) == 0
         }
     }
 
