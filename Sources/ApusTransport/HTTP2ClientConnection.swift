@@ -170,7 +170,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Repeated response header names and values, made into strings once.
     private var strings = HeaderStringCache()
     /// Reused for every request's header block (it keeps its memory).
-    private var headerScratch = NGHTTP2HeaderList()
+    private let headerScratch = NGHTTP2HeaderList()
     /// What `headerScratch` was built from: a request like the last one (a load generator's
     /// usually is, down to the same string storage, which compares at once) reuses the block.
     private var scratchKey: (method: String, path: String, authority: String, headers: HTTPFields, bodyCount: Int)?
@@ -266,7 +266,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             headerScratch.append(":scheme", "http")
             headerScratch.append(":authority", request.authority)
             headerScratch.append(":path", request.path)
-            if !request.body.isEmpty { headerScratch.append("content-length", decimal: request.body.count) }
+            if !request.body.isEmpty { headerScratch.append(literal: "content-length", decimal: request.body.count) }
             for field in request.headers where !Self.isSetByClient(field.name) {
                 headerScratch.append(field.name, field.value)
             }

@@ -1,85 +1,159 @@
 import CNghttp2
 import NIOCore
 
-/// A header list laid out for nghttp2: names and values packed in one byte array, turned into an
-/// `nghttp2_nv` array only for the duration of a submit call (nghttp2 copies what it keeps).
-/// Shared by the server (responses) and the client (requests). Value type, not thread-safe.
-struct NGHTTP2HeaderList {
-    private var storage: [UInt8] = []
-    private var spans: [(name: Int, nameLength: Int, value: Int, valueLength: Int, flags: UInt8)] = []
-
-    init(capacity: Int = 256, count: Int = 8) {
-        storage.reserveCapacity(capacity)
-        spans.reserveCapacity(count)
+/// A header list laid out for nghttp2: names and values packed in one byte buffer, turned into
+/// an `nghttp2_nv` array only for the duration of a submit call (nghttp2 copies what it keeps).
+/// Shared by the server (responses) and the client (requests).
+///
+/// Raw memory the list owns and reuses for every header block of its connection: building a
+/// response's five fields through `[UInt8]` appends cost more instructions than nghttp2's own
+/// submit. Not thread-safe (one connection's event loop owns it).
+final class NGHTTP2HeaderList {
+    /// Where a field's name and value lie in `bytes`.
+    private struct Span {
+        var name: Int
+        var nameLength: Int
+        var value: Int
+        var valueLength: Int
+        var flags: UInt8
     }
 
-    /// Empties the list but keeps its memory, so a connection can reuse one list for every
-    /// stream (two allocations per request saved).
-    mutating func removeAll() {
-        storage.removeAll(keepingCapacity: true)
-        spans.removeAll(keepingCapacity: true)
+    private var bytes: UnsafeMutablePointer<UInt8>
+    private var byteCapacity: Int
+    private var byteCount = 0
+    private var spans: UnsafeMutablePointer<Span>
+    private var nva: UnsafeMutablePointer<nghttp2_nv>
+    private var fieldCapacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 256, count: Int = 8) {
+        byteCapacity = max(capacity, 16)
+        fieldCapacity = max(count, 4)
+        bytes = .allocate(capacity: byteCapacity)
+        spans = .allocate(capacity: fieldCapacity)
+        nva = .allocate(capacity: fieldCapacity)
+    }
+
+    deinit {
+        bytes.deallocate()
+        spans.deallocate()
+        nva.deallocate()
+    }
+
+    /// Empties the list but keeps its memory, so a connection reuses one list for every stream.
+    func removeAll() {
+        byteCount = 0
+        count = 0
     }
 
     /// `indexed: false` sends the field as an HPACK literal never indexed: for values that never
     /// repeat (request ids), adding each to the dynamic table only evicts entries that do repeat
     /// and costs nghttp2 a table insert and eviction per response.
-    mutating func append(_ name: String, _ value: String, indexed: Bool = true) {
-        let nameStart = storage.count
+    func append(_ name: String, _ value: String, indexed: Bool = true) {
+        let nameStart = byteCount
         appendBytes(of: name)
-        let valueStart = storage.count
+        let valueStart = byteCount
         appendBytes(of: value)
-        let flags = UInt8(indexed ? NGHTTP2_NV_FLAG_NONE.rawValue : NGHTTP2_NV_FLAG_NO_INDEX.rawValue)
-        spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart, flags))
+        addSpan(Span(name: nameStart, nameLength: valueStart - nameStart, value: valueStart, valueLength: byteCount - valueStart,
+                     flags: UInt8(indexed ? NGHTTP2_NV_FLAG_NONE.rawValue : NGHTTP2_NV_FLAG_NO_INDEX.rawValue)))
     }
 
     /// A field whose value is a non-negative decimal number (status, content-length), written as
     /// digits straight into the list: no String is made for it.
-    mutating func append(_ name: String, decimal value: Int) {
-        let nameStart = storage.count
+    func append(_ name: String, decimal value: Int) {
+        let nameStart = byteCount
         appendBytes(of: name)
-        let valueStart = storage.count
+        appendDecimal(value, nameStart: nameStart)
+    }
+
+    /// `append(_:decimal:)` for a name known at compile time (":status", "content-length"): its
+    /// bytes are copied from the binary, without going through a String.
+    func append(literal name: StaticString, decimal value: Int) {
+        let nameStart = byteCount
+        if name.hasPointerRepresentation {
+            reserve(name.utf8CodeUnitCount)
+            (bytes + byteCount).update(from: name.utf8Start, count: name.utf8CodeUnitCount)
+            byteCount += name.utf8CodeUnitCount
+        } else {
+            appendBytes(of: name.description)
+        }
+        appendDecimal(value, nameStart: nameStart)
+    }
+
+    private func appendDecimal(_ value: Int, nameStart: Int) {
+        let valueStart = byteCount
         var digits = 1
         var rest = value.magnitude
         while rest >= 10 {
             rest /= 10
             digits += 1
         }
-        for _ in 0..<digits { storage.append(UInt8(ascii: "0")) }
-        storage.withUnsafeMutableBufferPointer { bytes in
-            var rest = value.magnitude
-            var i = valueStart + digits
-            repeat {
-                i -= 1
-                bytes[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-        }
-        spans.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart, UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        reserve(digits)
+        rest = value.magnitude
+        var i = valueStart + digits
+        repeat {
+            i -= 1
+            bytes[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        } while rest > 0
+        byteCount += digits
+        addSpan(Span(name: nameStart, nameLength: valueStart - nameStart, value: valueStart, valueLength: digits,
+                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
     }
 
-    /// A string's UTF-8 as one contiguous copy (appending `utf8` byte by byte was 5% of a request).
-    /// Native strings (all of ours) lend their bytes without a copy of the string itself.
-    private mutating func appendBytes(of string: String) {
-        let done: Void? = string.utf8.withContiguousStorageIfAvailable { storage.append(contentsOf: $0) }
-        if done == nil { storage.append(contentsOf: string.utf8) }
+    /// A string's UTF-8 as one copy. Native strings (all of ours) lend their bytes in place;
+    /// others are copied byte by byte.
+    private func appendBytes(of string: String) {
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            guard let base = utf8.baseAddress, !utf8.isEmpty else { return }
+            reserve(utf8.count)
+            (bytes + byteCount).update(from: base, count: utf8.count)
+            byteCount += utf8.count
+        }
+        guard done == nil else { return }
+        for byte in string.utf8 {
+            reserve(1)
+            bytes[byteCount] = byte
+            byteCount += 1
+        }
     }
 
-    /// Calls `body` with the nv array and its length; returns `NGHTTP2_ERR_NOMEM` if it cannot be built.
-    mutating func withNV(_ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
-        let spans = self.spans
-        return storage.withUnsafeMutableBufferPointer { raw -> Int32 in
-            guard let base = raw.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: spans.count) { nva -> Int32 in
-                guard let nvBase = nva.baseAddress else { return NGHTTP2_ERR_NOMEM.rawValue }
-                for (i, span) in spans.enumerated() {
-                    (nvBase + i).initialize(to: nghttp2_nv(
-                        name: base + span.name, value: base + span.value, namelen: span.nameLength,
-                        valuelen: span.valueLength, flags: span.flags
-                    ))
-                }
-                return body(nvBase, spans.count)
-            }
+    private func reserve(_ more: Int) {
+        guard byteCount + more > byteCapacity else { return }
+        let capacity = max(byteCapacity * 2, byteCount + more)
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        grown.update(from: bytes, count: byteCount)
+        bytes.deallocate()
+        bytes = grown
+        byteCapacity = capacity
+    }
+
+    private func addSpan(_ span: Span) {
+        if count == fieldCapacity {
+            let capacity = fieldCapacity * 2
+            let grown = UnsafeMutablePointer<Span>.allocate(capacity: capacity)
+            grown.initialize(from: spans, count: count)
+            spans.deallocate()
+            spans = grown
+            nva.deallocate()
+            nva = .allocate(capacity: capacity)
+            fieldCapacity = capacity
         }
+        (spans + count).initialize(to: span)
+        count += 1
+    }
+
+    /// Calls `body` with the nv array and its length. The pointers in it are valid only during
+    /// the call (a later append may move the bytes).
+    func withNV(_ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+        for i in 0..<count {
+            let span = spans[i]
+            (nva + i).initialize(to: nghttp2_nv(
+                name: bytes + span.name, value: bytes + span.value, namelen: span.nameLength,
+                valuelen: span.valueLength, flags: span.flags
+            ))
+        }
+        return body(UnsafePointer(nva), count)
     }
 }
 
