@@ -1,4 +1,9 @@
 import ApusCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Maps method + path to a handler: exact paths first, then path prefixes whose handlers parse
 /// the rest (model routes carry names and versions in the path). The tables are built once at
@@ -10,8 +15,10 @@ import ApusCore
 public struct Router: Responder {
     public typealias Handler = @Sendable (Request, RequestContext, ResponseWriter) -> Void
 
-    private let routes: [(path: String, methods: [(method: String, handler: Handler)])]
-    private let prefixes: [(prefix: String, handler: Handler)]
+    private let routes: [(path: String, length: Int, methods: [(method: String, handler: Handler)])]
+    /// Prefixes as UTF-8 bytes: matched with one `memcmp` (`String.hasPrefix` compares by
+    /// grapheme and cost as much as the rest of the routing; every prefix is ASCII).
+    private let prefixes: [(prefix: [UInt8], handler: Handler)]
 
     public init(routes: [(method: String, path: String, handler: Handler)], prefixes: [(prefix: String, handler: Handler)] = []) {
         var table: [(path: String, methods: [(method: String, handler: Handler)])] = []
@@ -24,14 +31,16 @@ public struct Router: Responder {
                 table.append((route.path, [(route.method, route.handler)]))
             }
         }
-        self.routes = table
+        // The length first: most paths differ from most routes in length, which compares at once.
+        self.routes = table.map { ($0.path, $0.path.utf8.count, $0.methods) }
         // Longest prefix first, so a more specific prefix wins.
-        self.prefixes = prefixes.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }
+        self.prefixes = prefixes.sorted { $0.prefix.utf8.count > $1.prefix.utf8.count }.map { (Array($0.prefix.utf8), $0.handler) }
     }
 
     public func respond(to request: Request, context: RequestContext, writer: ResponseWriter) {
-        guard let byMethod = routes.first(where: { $0.path == request.path })?.methods else {
-            for route in prefixes where request.path.hasPrefix(route.prefix) {
+        let length = request.path.utf8.count
+        guard let byMethod = routes.first(where: { $0.length == length && $0.path == request.path })?.methods else {
+            for route in prefixes where Self.hasPrefix(request.path, route.prefix) {
                 route.handler(request, context, writer)
                 return
             }
@@ -47,5 +56,17 @@ public struct Router: Responder {
             return
         }
         handler(request, context, writer)
+    }
+
+    /// Whether `path`'s UTF-8 starts with `prefix`.
+    private static func hasPrefix(_ path: String, _ prefix: [UInt8]) -> Bool {
+        guard path.utf8.count >= prefix.count else { return false }
+        let compared: Bool? = path.utf8.withContiguousStorageIfAvailable { bytes in
+            prefix.withUnsafeBufferPointer { expected in
+                guard let a = bytes.baseAddress, let b = expected.baseAddress else { return expected.isEmpty }
+                return memcmp(a, b, expected.count) == 0
+            }
+        }
+        return compared ?? path.utf8.starts(with: prefix)
     }
 }
