@@ -67,9 +67,11 @@ final class ProtobufRequestTemplate {
             return ProtobufCodec.tensorData(UnsafeRawBufferPointer(rebasing: all[before.count..<before.count + rawBytes]), datatype: datatype, count: count)
         }
         guard let data, let tensor = try? Tensor(shape: shape, data: data) else { return nil }
-        var decoded = request
-        decoded.inputs = [NamedTensor(name: name, tensor: tensor)]
-        return decoded
+        // Built field by field: copying the stored request and then replacing its inputs copied
+        // (and destroyed) a whole request more than this does.
+        return InferRequest(model: request.model, version: request.version, id: request.id, routingKey: request.routingKey,
+                            inputs: [NamedTensor(name: name, tensor: tensor)], requestedOutputs: request.requestedOutputs,
+                            deadline: request.deadline, timeoutMicroseconds: request.timeoutMicroseconds)
     }
 
     /// Whether `bytes` hold `expected` at `start` (the caller checked the lengths).

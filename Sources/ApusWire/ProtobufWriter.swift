@@ -25,15 +25,13 @@ struct ProtobufWriter {
         var complete = false
         // At least one byte of capacity, so even an empty message has a base address (and any
         // write into it counts as an overflow).
-        let bytes = [UInt8](unsafeUninitializedCapacity: max(size, 1)) { buffer, count in
-            guard let base = buffer.baseAddress else {
-                count = 0
-                return
-            }
+        let bytes: [UInt8] = ArrayBuilder.make(capacity: max(size, 1)) { buffer in
+            guard let base = buffer.baseAddress else { return 0 }
             var writer = ProtobufWriter(base: base, count: size)
             body(&writer)
-            count = writer.position - base
+            let count = writer.position - base
             complete = !writer.overflowed && count == size
+            return count
         }
         return complete ? bytes : nil
     }

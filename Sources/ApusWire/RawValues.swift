@@ -6,7 +6,7 @@ enum RawValues {
     /// request. `bytes` holds at least `count` values.
     static func littleEndian<T: BitwiseCopyable>(_ bytes: UnsafeRawBufferPointer, count: Int, as _: T.Type) -> [T] {
         let size = MemoryLayout<T>.size
-        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        return ArrayBuilder.make(capacity: count) { (buffer: UnsafeMutableBufferPointer<T>) in
             let destination = UnsafeMutableRawBufferPointer(buffer)
             destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<(count * size)]))
             #if _endian(big)
@@ -14,7 +14,7 @@ enum RawValues {
                 destination[start..<(start + size)].reverse()
             }
             #endif
-            initialized = count
+            return count
         }
     }
 }
