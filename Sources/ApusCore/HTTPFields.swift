@@ -10,6 +10,11 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
     }
 
     public private(set) var fields: [Field]
+    /// Bit `n % 64` is set when a field whose name is n bytes long is present. Most lookups on
+    /// the request path are for fields a request does not carry (timeouts, routing key, encodings),
+    /// and a name of a length no field has is answered without scanning the list. Derived from
+    /// `fields` alone (kept by every mutation), so it never makes two equal lists differ.
+    private var nameLengths: UInt64 = 0
 
     public init() { self.fields = [] }
 
@@ -28,11 +33,14 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     /// Appends a field, lower-casing its name.
     public mutating func add(name: String, value: String) {
-        fields.append(Field(name: Self.lowercased(name), value: value))
+        let lower = Self.lowercased(name)
+        nameLengths |= Self.lengthBit(lower)
+        fields.append(Field(name: lower, value: value))
     }
 
     /// Appends a field whose name the caller guarantees is already lower case (HTTP/2).
     public mutating func appendLowercased(name: String, value: String) {
+        nameLengths |= Self.lengthBit(name)
         fields.append(Field(name: name, value: value))
     }
 
@@ -41,6 +49,7 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
         let lower = Self.lowercased(name)
         fields.removeAll { $0.name == lower }
         fields.append(Field(name: lower, value: value))
+        nameLengths = fields.reduce(0) { $0 | Self.lengthBit($1.name) }
     }
 
     /// The first value of the field called `name` (case-insensitive), if any.
@@ -57,11 +66,16 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
         // Lengths before contents: a native string's UTF-8 count is stored, and comparing two
         // different long names went through the standard library's slow path.
         let length = name.utf8.count
+        guard nameLengths & (1 << UInt64(length & 63)) != 0 else { return nil }
         for field in fields where field.name.utf8.count == length && field.name == name { return field.value }
         return nil
     }
 
     public var count: Int { fields.count }
+
+    public static func == (a: HTTPFields, b: HTTPFields) -> Bool { a.fields == b.fields }
+
+    private static func lengthBit(_ name: String) -> UInt64 { 1 << UInt64(name.utf8.count & 63) }
 
     /// Room for `n` fields without regrowing (one allocation instead of four for a typical request).
     public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
