@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Per-request facts from the transport: who sent it and whether the client gave up.
@@ -7,6 +8,10 @@ import Synchronization
 /// request) runs then, once. Thread-safe.
 public final class RequestContext: @unchecked Sendable {
     public let remoteAddress: String
+    /// When the request arrived: the monotonic time (`DispatchTime.uptimeNanoseconds`) of the
+    /// socket read that completed it. Timeouts and request durations count from here, so time
+    /// spent behind other requests of the same read counts too.
+    public let arrivalNanos: UInt64
     private let cancelled = Atomic<Bool>(false)
     /// Guards `handler`. A spin flag, not a mutex: one is made per request (a pthread mutex cost
     /// two allocations and an init each), and the section it guards is a pointer swap, contended
@@ -28,7 +33,11 @@ public final class RequestContext: @unchecked Sendable {
         }
     }
 
-    public init(remoteAddress: String) { self.remoteAddress = remoteAddress }
+    /// `arrivalNanos` defaults to now; transports pass the time of the read they stamped once.
+    public init(remoteAddress: String, arrivalNanos: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        self.remoteAddress = remoteAddress
+        self.arrivalNanos = arrivalNanos
+    }
 
     public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
 

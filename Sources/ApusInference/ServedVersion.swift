@@ -8,6 +8,8 @@ import Foundation
 public final class ServedVersion: Sendable {
     public let model: String
     public let version: Int
+    /// `version` as decimal text, made once: every answer names it in a header.
+    public let versionText: String
     public let manifest: BundleManifest
     public let compiled: CompiledModel
     public let directory: String
@@ -21,6 +23,7 @@ public final class ServedVersion: Sendable {
          observer: (any InferenceObserver)?) {
         self.model = model
         self.version = version
+        self.versionText = String(version)
         self.manifest = loaded.manifest
         self.compiled = loaded.compiled
         self.reference = loaded.reference

@@ -45,15 +45,16 @@ public struct InferenceRoutes: Sendable {
     }
 
     /// What a route calls once with its answer: the observer hears the status, the version and
-    /// variant that answered (nil when none was chosen) and the latency since the reporter was
-    /// made, then `writer` sends the answer. Unknown models are reported as model "" to keep
+    /// variant that answered (nil when none was chosen) and the latency since the request arrived
+    /// (`RequestContext.arrivalNanos`), then `writer` sends the answer. Unknown models are reported as model "" to keep
     /// label sets bounded. A value, not a closure: the route's completion carries it inline
     /// instead of allocating a closure context per request.
     struct Reporter: Sendable {
         let writer: ResponseWriter
         let observer: (any RequestObserver)?
         let model: String
-        let started = DispatchTime.now().uptimeNanoseconds
+        /// The request's arrival (`RequestContext.arrivalNanos`).
+        let started: UInt64
 
         func callAsFunction(_ response: Response, _ version: Int?, _ variant: String?) {
             observer?.requestFinished(model: model, version: version, variant: variant, status: response.status,
@@ -62,8 +63,8 @@ public struct InferenceRoutes: Sendable {
         }
     }
 
-    func reporter(_ writer: ResponseWriter, model: String, known: Bool) -> Reporter {
-        Reporter(writer: writer, observer: observer, model: known ? model : "")
+    func reporter(_ writer: ResponseWriter, context: RequestContext, model: String, known: Bool) -> Reporter {
+        Reporter(writer: writer, observer: observer, model: known ? model : "", started: context.arrivalNanos)
     }
 
     /// Routes for `Router`'s prefix table.
@@ -132,7 +133,7 @@ public struct InferenceRoutes: Sendable {
         // One snapshot entry for the whole request, looked up once: the model check, the split,
         // the shadow and the version agree, and the repository's lock is taken once.
         let entry = service.repository.snapshot.models[model]
-        let finish = reporter(writer, model: model, known: entry != nil)
+        let finish = reporter(writer, context: context, model: model, known: entry != nil)
         let givenID = request.headers[lowercased: "x-request-id"]
         // Echoed on every answer (with the split's assignment once chosen); kept as two strings,
         // not a header list, since most requests need no other echoed field.
@@ -188,8 +189,7 @@ public struct InferenceRoutes: Sendable {
                         outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
                     }
                     var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: assignment == nil ? 3 : 4)
-                    response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
-                    if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
+                    Self.nameServed(answer, served: served, into: &response.headers)
                     Self.echo(id: id, assignment: assignment, into: &response.headers)
                     finish(Compression.encodeResponse(response, acceptEncoding: acceptEncoding), answer.version, answer.variant)
                 case .failure(let error):
@@ -201,6 +201,13 @@ public struct InferenceRoutes: Sendable {
             let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: (try? WireFormat.forRequest(contentType: request.headers[lowercased: "content-type"])) ?? .json)
             finish(Self.errorResponse(apusError, format: replyFormat, extra: Self.echoed(id: echoedID, assignment: assignment)), nil, nil)
         }
+    }
+
+    /// The version (and variant) that answered, named on every infer and predict answer.
+    static func nameServed(_ answer: InferResponse, served: ServedVersion, into headers: inout HTTPFields) {
+        // The served version's own text (the answer names that version): no String per answer.
+        headers.appendLowercased(name: "apus-model-version", value: answer.version == served.version ? served.versionText : String(answer.version))
+        if let variant = answer.variant { headers.appendLowercased(name: "apus-variant", value: variant) }
     }
 
     /// The request id (and how the split chose, if it did) that every infer and predict answer echoes.
@@ -431,7 +438,7 @@ public struct InferenceRoutes: Sendable {
         }
         // One snapshot entry for the whole request, as in `infer`.
         let entry = service.repository.snapshot.models[model]
-        let finish = reporter(writer, model: model, known: entry != nil)
+        let finish = reporter(writer, context: context, model: model, known: entry != nil)
         let requestID = request.headers[lowercased: "x-request-id"] ?? requestCounter.next()
         var assignment: String?
         do {
@@ -487,8 +494,7 @@ public struct InferenceRoutes: Sendable {
                         outcomes.log(requestID: requestID, routingKey: key, prediction: prediction)
                     }
                     var response = Response.json(200, PredictEncoding.encode(answer, single: single))
-                    response.headers.appendLowercased(name: "apus-model-version", value: String(answer.version))
-                    if let variant = answer.variant { response.headers.appendLowercased(name: "apus-variant", value: variant) }
+                    Self.nameServed(answer, served: served, into: &response.headers)
                     Self.echo(id: requestID, assignment: assignment, into: &response.headers)
                     finish(response, answer.version, answer.variant)
                 case .failure(let error):

@@ -1,5 +1,6 @@
 import ApusCore
 import CNghttp2
+import Dispatch
 import Logging
 import NIOCore
 
@@ -33,7 +34,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     /// particular order; a small array for the same reason as the state machine's stream table.
     private var streamIO: [StreamIO] = []
     /// Reused for every response's header block (it keeps its memory).
-    private var headerScratch = NGHTTP2HeaderList()
+    private let headerScratch = NGHTTP2HeaderList()
     /// The time of the current read or tick, read once per event rather than once per frame.
     private var now: Int64
     private var context: ChannelHandlerContext?
@@ -89,7 +90,9 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         self.machine = HTTP2ConnectionStateMachine(limits: limits, now: now)
     }
 
-    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+    /// The monotonic clock of `RequestContext.arrivalNanos` (and of the batch queues), read
+    /// once per socket read: requests are stamped with their read's time.
+    static func now() -> Int64 { Int64(clamping: DispatchTime.now().uptimeNanoseconds) }
 
     // MARK: Lifecycle
 
@@ -447,7 +450,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         switch action {
         case .dispatch(let streamID):
             guard let request = machine.takeRequest(streamID) else { return }
-            let requestContext = RequestContext(remoteAddress: remoteAddress)
+            let requestContext = RequestContext(remoteAddress: remoteAddress, arrivalNanos: UInt64(clamping: now))
             streamIO.append(StreamIO(id: streamID, context: requestContext))
             let sink = self.sink ?? makeSink(context: context)
             responder.respond(to: request, context: requestContext, writer: ResponseWriter(sink: sink, token: Int64(streamID)))
@@ -524,8 +527,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         guard let session else { return }
         // One byte buffer holds every name and value; nghttp2 copies them during the call.
         headerScratch.removeAll()
-        headerScratch.append(":status", decimal: response.status)
-        headerScratch.append("content-length", decimal: response.body.count)
+        headerScratch.append(literal: ":status", decimal: response.status)
+        headerScratch.append(literal: "content-length", decimal: response.body.count)
         for field in response.headers {
             // Lengths first: these run for every field of every answer.
             let length = field.name.utf8.count

@@ -55,6 +55,19 @@ final class InferenceRoutesObservationTests: XCTestCase {
         XCTAssertEqual(send(routes, headers: [("timeout", "10000000")]).status, 200)
     }
 
+    func testDeadlinesAndDurationsCountFromTheTransportsArrivalStamp() throws {
+        let (routes, observer) = makeRoutes()
+        // Read 50 ms before the route runs (behind other requests of its socket read, say).
+        let arrival = DispatchTime.now().uptimeNanoseconds - 50_000_000
+        // A 20 ms budget was spent before the route saw the request.
+        XCTAssertEqual(send(routes, headers: [("timeout", "20000")], arrival: arrival).status, 504)
+        let answer = send(routes, arrival: arrival)
+        XCTAssertEqual(answer.status, 200, String(decoding: answer.body, as: UTF8.self))
+        XCTAssertEqual(observer.durations.count, 2)
+        for duration in observer.durations { XCTAssertGreaterThanOrEqual(duration, 50_000_000) }
+        XCTAssertEqual(answer.headers["apus-model-version"], "1")
+    }
+
     func testSuccessIsReportedWithVersionAndVariant() throws {
         let (routes, observer) = makeRoutes()
         let answer = send(routes)
@@ -89,7 +102,7 @@ final class InferenceRoutesObservationTests: XCTestCase {
     }
 
     private func send(_ routes: InferenceRoutes, path: String = "/v2/models/churn/infer", headers: [(String, String)] = [],
-                      body: [UInt8]? = nil) -> Response {
+                      body: [UInt8]? = nil, arrival: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Response {
         let row = (0..<20).map { _ in "0.5" }.joined(separator: ",")
         let json = body ?? Array("{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 20], \"datatype\": \"FP32\", \"data\": [\(row)]}]}".utf8)
         var fields = HTTPFields()
@@ -97,7 +110,7 @@ final class InferenceRoutesObservationTests: XCTestCase {
         for (name, value) in headers { fields.add(name: name, value: value) }
         let sink = WaitingSink()
         routes.models(Request(method: "POST", target: path, headers: fields, body: json, version: .http2),
-                      RequestContext(remoteAddress: "test"), ResponseWriter(sink: sink, token: 0))
+                      RequestContext(remoteAddress: "test", arrivalNanos: arrival), ResponseWriter(sink: sink, token: 0))
         return sink.wait()
     }
 }
@@ -111,10 +124,13 @@ private final class RecordingObserver: RequestObserver {
     }
 
     private let recorded = Locked<[Finished]>([])
+    private let recordedDurations = Locked<[UInt64]>([])
     var finished: [Finished] { recorded.withLock { $0 } }
+    var durations: [UInt64] { recordedDurations.withLock { $0 } }
 
     func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
         recorded.withLock { $0.append(Finished(model: model, version: version, variant: variant, status: status)) }
+        recordedDurations.withLock { $0.append(durationNanos) }
     }
 }
 
