@@ -20,24 +20,26 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     public let drift: DriftMonitor
     private let startTime = Date().timeIntervalSince1970
 
-    static let latencyBuckets: [Duration] = [
-        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
-        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-        .milliseconds(500), .seconds(1), .seconds(2.5),
-    ]
+    /// Latency bucket bounds in seconds. Latencies are `Double` histograms, not swift-prometheus'
+    /// `Duration` ones: recording walks every bucket, and a `Duration` comparison is a call
+    /// (two words) where a `Double` one is an instruction. Two latencies are recorded per
+    /// request (its duration and its queue wait); as `Duration`s that was 3% of a request's
+    /// instructions. The `le` labels read as Swift prints the doubles (`5e-05`, `0.001`).
+    static let latencyBuckets: [Double] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    static func seconds(_ nanos: UInt64) -> Double { Double(nanos) / 1e9 }
     static let rowBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
 
     /// Collectors by label values: creating one through the registry validates names and
     /// builds label strings, far too slow for every request.
     private struct Collectors {
         /// A request's counter and its model's duration histogram, found with one lookup.
-        var requests: [RequestKey: (counter: Counter, duration: DurationHistogram)] = [:]
-        var requestDuration: [String: DurationHistogram] = [:]
+        var requests: [RequestKey: (counter: Counter, duration: ValueHistogram)] = [:]
+        var requestDuration: [String: ValueHistogram] = [:]
         var perVersion: [VersionKey: VersionCollectors] = [:]
         /// The last request's collectors: consecutive answers mostly share model, version, variant
         /// and status class, and comparing the key (identical strings compare by pointer) is
         /// cheaper than hashing it.
-        var lastRequest: (key: RequestKey, counter: Counter, duration: DurationHistogram)?
+        var lastRequest: (key: RequestKey, counter: Counter, duration: ValueHistogram)?
         var lastVersion: (key: VersionKey, collectors: VersionCollectors)?
     }
 
@@ -54,8 +56,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     }
 
     struct VersionCollectors {
-        var queue: DurationHistogram
-        var compute: DurationHistogram
+        var queue: ValueHistogram
+        var compute: ValueHistogram
         var rows: ValueHistogram
         var requests: ValueHistogram
     }
@@ -74,7 +76,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
 
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
         let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
-        let (counter, histogram) = collectors.withLock { c -> (Counter, DurationHistogram) in
+        let (counter, histogram) = collectors.withLock { c -> (Counter, ValueHistogram) in
             if let last = c.lastRequest, last.key == key { return (last.counter, last.duration) }
             if let hit = c.requests[key] {
                 c.lastRequest = (key, hit.counter, hit.duration)
@@ -83,7 +85,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
             let counter = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
             let histogram = c.requestDuration[model] ?? {
-                let made = registry.makeDurationHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival at the route to its answer."),
+                let made = registry.makeValueHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival (the socket read that completed it) to its answer."),
                                                           labels: [("model", model)], buckets: Self.latencyBuckets)
                 c.requestDuration[model] = made
                 return made
@@ -93,9 +95,9 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             return (counter, histogram)
         }
         counter.increment()
-        // `record` is inlinable, so it is specialised here for Duration; `recordNanoseconds` ran the
+        // `record` is inlinable, so it is specialised here for Double; `recordNanoseconds` ran the
         // generic version, comparing against every bucket through protocol witnesses.
-        histogram.record(.nanoseconds(Int64(clamping: durationNanos)))
+        histogram.record(Self.seconds(durationNanos))
     }
 
     public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {
@@ -108,9 +110,9 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             }
             let labels = [("model", model), ("version", String(version))]
             let made = VersionCollectors(
-                queue: registry.makeDurationHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
+                queue: registry.makeValueHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
                                                       labels: labels, buckets: Self.latencyBuckets),
-                compute: registry.makeDurationHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
+                compute: registry.makeValueHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
                                                         labels: labels, buckets: Self.latencyBuckets),
                 rows: registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets),
                 requests: registry.makeValueHistogram(descriptor: Self.descriptor("batch_requests", "count", "Requests per executed batch."), labels: labels, buckets: Self.rowBuckets))
@@ -118,8 +120,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             c.lastVersion = (key, made)
             return made
         }
-        for wait in queueWaitNanos { set.queue.record(.nanoseconds(Int64(clamping: wait))) }
-        set.compute.record(.nanoseconds(Int64(clamping: computeNanos)))
+        for wait in queueWaitNanos { set.queue.record(Self.seconds(wait)) }
+        set.compute.record(Self.seconds(computeNanos))
         set.rows.record(Double(rows))
         set.requests.record(Double(queueWaitNanos.count))
     }
@@ -141,8 +143,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         }
         for counter in counters { registry.unregisterCounter(counter) }
         if let perVersion {
-            registry.unregisterDurationHistogram(perVersion.queue)
-            registry.unregisterDurationHistogram(perVersion.compute)
+            registry.unregisterValueHistogram(perVersion.queue)
+            registry.unregisterValueHistogram(perVersion.compute)
             registry.unregisterValueHistogram(perVersion.rows)
             registry.unregisterValueHistogram(perVersion.requests)
         }

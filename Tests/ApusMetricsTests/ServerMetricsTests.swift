@@ -51,4 +51,25 @@ final class ServerMetricsTests: XCTestCase {
         XCTAssertTrue(text.contains("apus_requests_total{model=\"churn\",version=\"1\",variant=\"\",code=\"2xx\"} 1"), text)
         XCTAssertTrue(text.contains("apus_compute_duration_seconds_count{model=\"churn\",version=\"1\"} 1"), text)
     }
+
+    func testLatenciesLandInTheirSecondsBucketsCumulativelyWithTheirSum() {
+        let metrics = ServerMetrics()
+        // 80 us, 80 us, 3 ms and 4 s (past the last bound: only +Inf).
+        for nanos: UInt64 in [80_000, 80_000, 3_000_000, 4_000_000_000] {
+            metrics.requestFinished(model: "churn", version: 1, variant: "", status: 200, durationNanos: nanos)
+        }
+        metrics.batchRan(model: "churn", version: 1, rows: 2, queueWaitNanos: [40_000, 600_000], computeNanos: 20_000)
+        let text = exposition(metrics)
+        let request = "apus_request_duration_seconds_bucket{model=\"churn\","
+        XCTAssertTrue(text.contains(request + "le=\"5e-05\"} 0"), text)
+        XCTAssertTrue(text.contains(request + "le=\"0.0001\"} 2"), text)
+        XCTAssertTrue(text.contains(request + "le=\"0.005\"} 3"), text)
+        XCTAssertTrue(text.contains(request + "le=\"2.5\"} 3"), text)
+        XCTAssertTrue(text.contains(request + "le=\"+Inf\"} 4"), text)
+        XCTAssertTrue(text.contains("apus_request_duration_seconds_sum{model=\"churn\"} 4.00316"), text)
+        let queue = "apus_queue_duration_seconds_bucket{model=\"churn\",version=\"1\","
+        XCTAssertTrue(text.contains(queue + "le=\"5e-05\"} 1"), text)
+        XCTAssertTrue(text.contains(queue + "le=\"0.001\"} 2"), text)
+        XCTAssertTrue(text.contains("apus_compute_duration_seconds_bucket{model=\"churn\",version=\"1\",le=\"5e-05\"} 1"), text)
+    }
 }
