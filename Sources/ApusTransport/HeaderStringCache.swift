@@ -5,8 +5,9 @@ import Glibc
 /// Strings for header values that repeat from message to message (user-agent, content-type,
 /// accept...): the last few long values seen on a connection are kept and handed out again when
 /// the same bytes arrive, so a repeated value costs a compare instead of an allocation (Swift
-/// stores strings of up to 15 bytes inline; longer ones allocate). Bounded: `capacity` entries
-/// of at most the header-list limit each. Value type, owned by one connection.
+/// stores strings of up to 15 bytes inline; longer ones allocate). The last few short values are
+/// kept apart (see `small`). Bounded: `capacity` entries of at most the header-list limit each,
+/// and four short ones. Value type, owned by one connection.
 struct HeaderStringCache {
     private var entries: [String] = []
     private var next = 0
@@ -36,20 +37,34 @@ struct HeaderStringCache {
     }
 
     mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        guard bytes.count > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
+        guard bytes.count > 15 else { return Self.find(bytes, in: &small, capacity: Self.smallCapacity, next: &nextSmall) }
+        return Self.find(bytes, in: &entries, capacity: capacity, next: &next)
+    }
+
+    /// Short values (content-length, the authority, accept) are inline strings, so keeping them
+    /// saves no allocation, but making one validates its UTF-8 (about 170 instructions), more
+    /// than finding it again. Kept apart, and few: values that change per request (a JSON
+    /// body's content-length) churn these, not the long values worth keeping.
+    private var small: [String] = []
+    private var nextSmall = 0
+    private static let smallCapacity = 4
+
+    /// The entry of `table` with exactly `bytes`, or a new string put in it (FIFO past `capacity`).
+    private static func find(_ bytes: UnsafeBufferPointer<UInt8>, in table: inout [String], capacity: Int, next: inout Int) -> String {
+        guard let base = bytes.baseAddress else { return "" }
         // Lengths first (stored in the string, no copy), bytes only for an equal length.
-        for i in entries.indices where entries[i].utf8.count == bytes.count {
-            let same = entries[i].utf8.withContiguousStorageIfAvailable { stored in
+        for i in table.indices where table[i].utf8.count == bytes.count {
+            let same = table[i].utf8.withContiguousStorageIfAvailable { stored in
                 guard let storedBase = stored.baseAddress else { return false }
                 return memcmp(storedBase, base, bytes.count) == 0
             }
-            if same == true { return entries[i] }
+            if same == true { return table[i] }
         }
         let made = String(decoding: bytes, as: UTF8.self)
-        if entries.count < capacity {
-            entries.append(made)
+        if table.count < capacity {
+            table.append(made)
         } else {
-            entries[next] = made
+            table[next] = made
             next = (next + 1) % capacity
         }
         return made

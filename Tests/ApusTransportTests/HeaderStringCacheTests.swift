@@ -34,4 +34,26 @@ final class HeaderStringCacheTests: XCTestCase {
             XCTAssertEqual(bytes.withUTF8 { cache.name($0) }, name)
         }
     }
+
+    func testShortValuesChurningDoNotEvictLongOnesAndStayExact() {
+        var cache = HeaderStringCache(capacity: 2)
+        let agent = "h2load nghttp2/1.52.0 (a long user agent)"
+        let kept = string(&cache, agent)
+        XCTAssertEqual(kept, agent)
+        // A content-length per request: short values that never repeat, then repeat.
+        for n in 0..<50 { XCTAssertEqual(string(&cache, String(n * 37)), String(n * 37)) }
+        for _ in 0..<3 {
+            for short in ["81", "127.0.0.1:18091", "*/*", "8", "1", "", "81"] { XCTAssertEqual(string(&cache, short), short) }
+        }
+        // Same length as a kept short value, other bytes.
+        XCTAssertEqual(string(&cache, "82"), "82")
+        // The long value is the very string kept at first (same storage), not made again.
+        let again = string(&cache, agent)
+        XCTAssertEqual(again, agent)
+        XCTAssertEqual(storage(again), storage(kept))
+    }
+
+    private func storage(_ text: String) -> UnsafeRawPointer? {
+        text.utf8.withContiguousStorageIfAvailable { UnsafeRawPointer($0.baseAddress) } ?? nil
+    }
 }
