@@ -24,24 +24,29 @@ final class RouterTests: XCTestCase {
 
     private func body(_ response: Response) -> String { String(decoding: response.body, as: UTF8.self) }
 
-    func testExactPathsWinOverPrefixesAndPathsOfTheSameLengthAreToldApart() {
+    /// Each (method, target) is answered by the handler named.
+    private func assertRoutes(_ cases: [(String, String, String)], file: StaticString = #filePath, line: UInt = #line) {
         let router = makeRouter()
-        XCTAssertEqual(body(route(router, "GET", "/v2/health/live")), "live")
-        // Same length as /v2/health/live, not an exact route: the prefix takes it.
-        XCTAssertEqual(body(route(router, "GET", "/v2/health/lime")), "v2-prefix")
-        XCTAssertEqual(body(route(router, "GET", "/v2/health/ready")), "ready")
-        XCTAssertEqual(body(route(router, "POST", "/v2/health/ready")), "ready-post")
-        XCTAssertEqual(body(route(router, "GET", "/v2")), "server")
+        for (method, target, handler) in cases {
+            XCTAssertEqual(body(route(router, method, target)), handler, "\(method) \(target)", file: file, line: line)
+        }
+    }
+
+    func testExactPathsWinOverPrefixesAndPathsOfTheSameLengthAreToldApart() {
+        assertRoutes([
+            ("GET", "/v2/health/live", "live"),
+            // Same length as /v2/health/live, not an exact route: the prefix takes it.
+            ("GET", "/v2/health/lime", "v2-prefix"),
+            ("GET", "/v2/health/ready", "ready"), ("POST", "/v2/health/ready", "ready-post"), ("GET", "/v2", "server"),
+        ])
     }
 
     func testTheLongestMatchingPrefixWins() {
-        let router = makeRouter()
-        XCTAssertEqual(body(route(router, "POST", "/v2/models/churn/infer")), "models")
-        XCTAssertEqual(body(route(router, "GET", "/v2/repository/index")), "v2-prefix")
-        XCTAssertEqual(body(route(router, "POST", "/predict/churn")), "predict")
-        // Exactly the prefix, and a long non-ASCII path under it.
-        XCTAssertEqual(body(route(router, "GET", "/v2/models/")), "models")
-        XCTAssertEqual(body(route(router, "POST", "/v2/models/m\u{00E9}t\u{00E9}o-\u{65E5}\u{672C}/infer")), "models")
+        assertRoutes([
+            ("POST", "/v2/models/churn/infer", "models"), ("GET", "/v2/repository/index", "v2-prefix"), ("POST", "/predict/churn", "predict"),
+            // Exactly the prefix, and a long non-ASCII path under it.
+            ("GET", "/v2/models/", "models"), ("POST", "/v2/models/m\u{00E9}t\u{00E9}o-\u{65E5}\u{672C}/infer", "models"),
+        ])
     }
 
     func testPathsShorterThanOrDifferingFromEveryPrefixAre404() {
