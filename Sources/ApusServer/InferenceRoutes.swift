@@ -46,9 +46,9 @@ public struct InferenceRoutes: Sendable {
 
     /// What a route calls once with its answer: the observer hears the status, the version and
     /// variant that answered (nil when none was chosen) and the latency since the request arrived
-    /// (`RequestContext.arrivalNanos`), then `writer` sends the answer. Unknown models are reported as model "" to keep
-    /// label sets bounded. A value, not a closure: the route's completion carries it inline
-    /// instead of allocating a closure context per request.
+    /// (`RequestContext.arrivalNanos`), then `writer` sends the answer. Unknown models are
+    /// reported as model "" to keep label sets bounded. A value, not a closure: the route's
+    /// completion carries it inline instead of allocating a closure context per request.
     struct Reporter: Sendable {
         let writer: ResponseWriter
         let observer: (any RequestObserver)?
