@@ -160,7 +160,7 @@ def main():
             print(json.dumps(scrape_cost(tmp, args.seconds), indent=2))
         return
     subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
-    ensure([("numpy", "numpy")])
+    ensure([("numpy", "numpy"), ("google.protobuf", "protobuf")])
     import numpy as np
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Apus needs on Debian, only when missing.
 #   scripts/install-deps.sh          build/serve needs: libnghttp2-dev, zlib1g-dev, libjemalloc-dev, pkg-config
-#   scripts/install-deps.sh --bench  plus the benchmarks' load tools: h2load, nghttpd
+#   scripts/install-deps.sh --bench  plus the benchmarks' tools: h2load, nghttpd, protoc (request
+#                                    bodies), valgrind (scripts/callgrind-serving.sh)
 #   scripts/install-deps.sh --test   plus test tools: curl, h2load, nghttpd, protoc, Prometheus + promtool,
 #                                    HAProxy, busybox + rclone (deploy tests),
 #                                    Python h2/httpx/pytest/numpy/protobuf/mmh3/pyyaml/kubernetes-validate,
@@ -14,7 +15,7 @@ for pkg in libnghttp2-dev zlib1g-dev libjemalloc-dev pkg-config; do
     have_pkg "$pkg" || need_apt+=("$pkg")
 done
 if [[ "${1:-}" == "--bench" ]]; then
-    for pkg in nghttp2-client nghttp2-server; do
+    for pkg in nghttp2-client nghttp2-server protobuf-compiler valgrind; do
         have_pkg "$pkg" || need_apt+=("$pkg")
     done
 fi
