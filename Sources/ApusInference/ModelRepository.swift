@@ -50,7 +50,7 @@ public final class ModelRepository: Sendable {
     private let inlineBudgetNanos: UInt64
     private let logger: Logger
     private let state = Locked(State())
-    private let current = Locked(RepositorySnapshot())
+    private let current = Locked(Current())
     private let published = Locked<(statuses: [VersionStatus], counters: Counters, modelErrors: [String: String])>(([], Counters(), [:]))
 
     private let observer: (any InferenceObserver)?
@@ -76,8 +76,29 @@ public final class ModelRepository: Sendable {
         self.logger = logger
     }
 
+    /// The published snapshot, and the last model entry looked up in it.
+    private struct Current {
+        var snapshot = RepositorySnapshot()
+        /// Requests come in runs for one model: comparing its name with the last one looked up
+        /// is cheaper than hashing it (a String-keyed lookup was ~300 instructions per request).
+        /// Cleared with every new snapshot.
+        var lastLookup: (name: String, entry: RepositorySnapshot.Model)?
+    }
+
     /// What serves now. Immutable; hold it for the duration of one request.
-    public var snapshot: RepositorySnapshot { current.withLock { $0 } }
+    public var snapshot: RepositorySnapshot { current.withLock { $0.snapshot } }
+
+    /// The current snapshot's entry for `model` (nil: not in the repository); what
+    /// `snapshot.models[model]` answers, without copying the snapshot or, for the same model as
+    /// the last call, hashing the name.
+    public func entry(for model: String) -> RepositorySnapshot.Model? {
+        current.withLock { current in
+            if let last = current.lastLookup, last.name == model { return last.entry }
+            guard let entry = current.snapshot.models[model] else { return nil }
+            current.lastLookup = (model, entry)
+            return entry
+        }
+    }
 
     /// Every known version's state, sorted by model then version.
     public var statuses: [VersionStatus] { published.withLock { $0.statuses } }
@@ -335,7 +356,7 @@ public final class ModelRepository: Sendable {
             }
         }
         let snapshot = RepositorySnapshot(models: models, generation: state.generation)
-        current.withLock { $0 = snapshot }
+        current.withLock { $0 = Current(snapshot: snapshot) }
         let counters = state.counters
         let errors = state.modelErrors
         published.withLock { $0 = (statuses, counters, errors) }

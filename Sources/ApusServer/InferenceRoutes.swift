@@ -132,7 +132,7 @@ public struct InferenceRoutes: Sendable {
     func infer(_ request: Request, _ context: RequestContext, _ writer: ResponseWriter, model: String, selector: VersionSelector?) {
         // One snapshot entry for the whole request, looked up once: the model check, the split,
         // the shadow and the version agree, and the repository's lock is taken once.
-        let entry = service.repository.snapshot.models[model]
+        let entry = service.repository.entry(for: model)
         let finish = reporter(writer, context: context, model: model, known: entry != nil)
         let givenID = request.headers[lowercased: "x-request-id"]
         // Echoed on every answer (with the split's assignment once chosen); kept as two strings,
@@ -437,7 +437,7 @@ public struct InferenceRoutes: Sendable {
             return writer.complete(response)
         }
         // One snapshot entry for the whole request, as in `infer`.
-        let entry = service.repository.snapshot.models[model]
+        let entry = service.repository.entry(for: model)
         let finish = reporter(writer, context: context, model: model, known: entry != nil)
         let requestID = request.headers[lowercased: "x-request-id"] ?? requestCounter.next()
         var assignment: String?

@@ -68,6 +68,30 @@ final class ModelRepositoryTests: XCTestCase {
         XCTAssertEqual(model.defaultVersion?.version, 2)
     }
 
+    func testEntryLookupsFollowEveryNewSnapshotAndKnowNoOtherModels() throws {
+        try writeBundle(version: 1)
+        try writeBundle(model: "fraud", version: 1)
+        let repository = makeRepository()
+        repository.reload()
+        XCTAssertEqual(repository.entry(for: "churn")?.defaultVersion?.version, 1)
+        // The same model again (remembered), then another, then back.
+        XCTAssertEqual(repository.entry(for: "churn")?.defaultVersion?.version, 1)
+        XCTAssertEqual(repository.entry(for: "fraud")?.name, "fraud")
+        XCTAssertEqual(repository.entry(for: "churn")?.name, "churn")
+        XCTAssertNil(repository.entry(for: "nope"))
+        // A new version published: the remembered entry is not served any more.
+        try writeBundle(version: 2)
+        repository.reload()
+        XCTAssertEqual(repository.entry(for: "churn")?.defaultVersion?.version, 2)
+        XCTAssertEqual(repository.entry(for: "churn")?.defaultVersion?.version, repository.snapshot.models["churn"]?.defaultVersion?.version)
+        // The model removed: gone from lookups too.
+        try FileManager.default.removeItem(atPath: "\(root)/fraud")
+        _ = repository.entry(for: "fraud")
+        repository.reload()
+        XCTAssertNil(repository.entry(for: "fraud"))
+        XCTAssertNil(repository.snapshot.models["fraud"])
+    }
+
     func testDefaultPolicyServesOnlyTheLatestVersion() throws {
         try writeBundle(version: 1)
         try writeBundle(version: 7)
