@@ -24,6 +24,12 @@ import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "Tests/ApusRuntimeTests/Fixtures/zoo")
 APUS = os.path.join(ROOT, ".build/release/apus")
+# The serving benchmark's repository (also scripts/callgrind-serving.sh's): name, zoo model, settings.
+SERVING_MODELS = [("logreg", "logreg_binary", None), ("churn", "rf_binary", None),
+                  ("mlp", "mlp_3class", {"max_batch_size": 64, "max_queue_delay_us": 200}),
+                  ("mlp1", "mlp_3class", {"max_batch_size": 1})]
+# Python modules the benchmark itself needs: arrays, and protobuf request bodies.
+BENCH_MODULES = [("numpy", "numpy"), ("google.protobuf", "protobuf")]
 
 
 def free_port():
@@ -98,6 +104,18 @@ def make_repo(tmp, models):
     return repo
 
 
+def one_row():
+    """The row every serving benchmark sends: rf_binary's first input row (NaN as 0, which every
+    model of the repository takes), shape [1, 20]."""
+    import numpy as np
+    return np.nan_to_num(np.load(os.path.join(ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32))
+
+
+def one_row_body(tmp):
+    """`one_row()` as a protobuf request body."""
+    return protobuf_body(tmp, one_row())
+
+
 def protobuf_body(tmp, rows):
     sys.path.insert(0, tmp)
     subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto-spec"), f"--python_out={tmp}", os.path.join(ROOT, "proto-spec/apus/v1/inference.proto")], check=True)
@@ -155,20 +173,16 @@ def main():
     subprocess.run([os.path.join(ROOT, "scripts/install-deps.sh"), "--bench"], cwd=ROOT, check=True)  # h2load, nghttpd
     if args.only == "scrape":
         subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
-        ensure([("numpy", "numpy")])
+        ensure(BENCH_MODULES)
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(scrape_cost(tmp, args.seconds), indent=2))
         return
     subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)
-    ensure([("numpy", "numpy"), ("google.protobuf", "protobuf")])
-    import numpy as np
+    ensure(BENCH_MODULES)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_repo(tmp, [("logreg", "logreg_binary", None), ("churn", "rf_binary", None),
-                               ("mlp", "mlp_3class", {"max_batch_size": 64, "max_queue_delay_us": 200}),
-                               ("mlp1", "mlp_3class", {"max_batch_size": 1})])
-        row = np.load(os.path.join(ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32)
-        row = np.nan_to_num(row)
+        repo = make_repo(tmp, SERVING_MODELS)
+        row = one_row()
         pb1 = protobuf_body(tmp, row)
         small = os.path.join(tmp, "small.txt")
         open(small, "w").write('{"live":true}')
@@ -271,10 +285,8 @@ def scrape_cost(tmp, seconds, rounds=3):
     """rf_binary protobuf load with and without a 1/s /metrics scraper, interleaved rounds (the
     machine drifts), and the server's CPU time per scrape measured on an idle server."""
     import threading, urllib.request
-    import numpy as np
     repo = make_repo(os.path.join(tmp, "scrape"), [("churn", "rf_binary", None)])
-    row = np.nan_to_num(np.load(os.path.join(ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32))
-    body = protobuf_body(tmp, row)
+    body = one_row_body(tmp)
     pbh = ["content-type: application/x-protobuf"]
     port = free_port()
     apus = Proc([APUS, "serve", "--port", str(port), "--threads", "1", "--model-repository", repo, "--log-level", "warning"], port)

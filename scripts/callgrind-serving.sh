@@ -27,18 +27,14 @@ mkdir "$WORK/bin"
 cp .build/release/apus "$WORK/bin/apus"
 strip --strip-debug "$WORK/bin/apus"
 python3 - "$WORK" <<'EOF'
-import importlib.util, os, sys
+import importlib.util, sys
 work = sys.argv[1]
 spec = importlib.util.spec_from_file_location("bench_serving", "scripts/bench-serving.py")
 bs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bs)
-bs.ensure([("numpy", "numpy"), ("google.protobuf", "protobuf")])
-import numpy as np
-bs.make_repo(work, [("logreg", "logreg_binary", None), ("churn", "rf_binary", None),
-                    ("mlp", "mlp_3class", {"max_batch_size": 64, "max_queue_delay_us": 200}),
-                    ("mlp1", "mlp_3class", {"max_batch_size": 1})])
-row = np.nan_to_num(np.load(os.path.join(bs.ZOO, "rf_binary/inputs.npy"))[:1].astype(np.float32))
-bs.protobuf_body(work, row)
+bs.ensure(bs.BENCH_MODULES)
+bs.make_repo(work, bs.SERVING_MODELS)
+bs.one_row_body(work)
 EOF
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for model in "${MODELS[@]}"; do

@@ -66,7 +66,7 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
         // Lengths before contents: a native string's UTF-8 count is stored, and comparing two
         // different long names went through the standard library's slow path.
         let length = name.utf8.count
-        guard nameLengths & (1 << UInt64(length & 63)) != 0 else { return nil }
+        guard nameLengths & Self.lengthBit(length) != 0 else { return nil }
         for field in fields where field.name.utf8.count == length && field.name == name { return field.value }
         return nil
     }
@@ -75,7 +75,9 @@ public struct HTTPFields: Sendable, Equatable, Sequence {
 
     public static func == (a: HTTPFields, b: HTTPFields) -> Bool { a.fields == b.fields }
 
-    private static func lengthBit(_ name: String) -> UInt64 { 1 << UInt64(name.utf8.count & 63) }
+    private static func lengthBit(_ name: String) -> UInt64 { lengthBit(name.utf8.count) }
+
+    private static func lengthBit(_ length: Int) -> UInt64 { 1 << UInt64(length & 63) }
 
     /// Room for `n` fields without regrowing (one allocation instead of four for a typical request).
     public mutating func reserveCapacity(_ n: Int) { fields.reserveCapacity(n) }
