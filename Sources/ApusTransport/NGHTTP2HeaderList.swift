@@ -82,14 +82,17 @@ final class NGHTTP2HeaderList {
 
     private func appendDecimal(_ value: Int, nameStart: Int) {
         let valueStart = byteCount
-        var digits = 1
+        // Statuses and most bodies take three digits or fewer: compared, not divided.
         var rest = value.magnitude
-        while rest >= 10 {
-            rest /= 10
-            digits += 1
+        var digits = rest < 10 ? 1 : rest < 100 ? 2 : rest < 1000 ? 3 : 4
+        if digits == 4 {
+            var high = rest / 10_000
+            while high > 0 {
+                high /= 10
+                digits += 1
+            }
         }
         reserve(digits)
-        rest = value.magnitude
         var i = valueStart + digits
         repeat {
             i -= 1
