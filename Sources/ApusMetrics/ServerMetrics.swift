@@ -8,7 +8,8 @@ import Prometheus
 import Synchronization
 
 /// Everything `/metrics` exports, in the Prometheus text format: request, queue and compute
-/// histograms and counters (swift-prometheus collectors, updated on the request path), plus
+/// histograms and counters (updated on the request path: swift-prometheus collectors, and
+/// `LatencyHistogram`s for the two latencies recorded per request), plus
 /// gauges read at scrape time from the repository, the transport, the A/B splitter, the drift
 /// monitor and /proc.
 ///
@@ -21,10 +22,9 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     private let startTime = Date().timeIntervalSince1970
 
     /// Latency bucket bounds in seconds. Latencies are `Double` histograms, not swift-prometheus'
-    /// `Duration` ones: recording walks every bucket, and a `Duration` comparison is a call
-    /// (two words) where a `Double` one is an instruction. Two latencies are recorded per
-    /// request (its duration and its queue wait); as `Duration`s that was 3% of a request's
-    /// instructions. The `le` labels read as Swift prints the doubles (`5e-05`, `0.001`).
+    /// `Duration` ones: a `Duration` comparison is a call (two words) where a `Double` one is an
+    /// instruction. The two recorded per request (its duration and its queue wait) are
+    /// `LatencyHistogram`s. The `le` labels read as Swift prints the doubles (`5e-05`, `0.001`).
     static let latencyBuckets: [Double] = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
     static func seconds(_ nanos: UInt64) -> Double { Double(nanos) / 1e9 }
     static let rowBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
@@ -33,13 +33,14 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     /// builds label strings, far too slow for every request.
     private struct Collectors {
         /// A request's counter and its model's duration histogram, found with one lookup.
-        var requests: [RequestKey: (counter: Counter, duration: ValueHistogram)] = [:]
-        var requestDuration: [String: ValueHistogram] = [:]
+        var requests: [RequestKey: (counter: Counter, duration: LatencyHistogram)] = [:]
+        /// Rendered by `render` (not the registry), sorted by model.
+        var requestDuration: [String: LatencyHistogram] = [:]
         var perVersion: [VersionKey: VersionCollectors] = [:]
         /// The last request's collectors: consecutive answers mostly share model, version, variant
         /// and status class, and comparing the key (identical strings compare by pointer) is
         /// cheaper than hashing it.
-        var lastRequest: (key: RequestKey, counter: Counter, duration: ValueHistogram)?
+        var lastRequest: (key: RequestKey, counter: Counter, duration: LatencyHistogram)?
         var lastVersion: (key: VersionKey, collectors: VersionCollectors)?
     }
 
@@ -56,7 +57,8 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     }
 
     struct VersionCollectors {
-        var queue: ValueHistogram
+        /// Recorded per request, so ours (see `LatencyHistogram`); rendered by `render`.
+        var queue: LatencyHistogram
         var compute: ValueHistogram
         var rows: ValueHistogram
         var requests: ValueHistogram
@@ -76,7 +78,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
 
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
         let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
-        let (counter, histogram) = collectors.withLock { c -> (Counter, ValueHistogram) in
+        let (counter, histogram) = collectors.withLock { c -> (Counter, LatencyHistogram) in
             if let last = c.lastRequest, last.key == key { return (last.counter, last.duration) }
             if let hit = c.requests[key] {
                 c.lastRequest = (key, hit.counter, hit.duration)
@@ -85,8 +87,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             let labels = [("model", model), ("version", version.map(String.init) ?? ""), ("variant", variant ?? ""), ("code", "\(status / 100)xx")]
             let counter = registry.makeCounter(descriptor: Self.descriptor("requests", "total", "Inference requests answered, by model, version, variant and status class."), labels: labels)
             let histogram = c.requestDuration[model] ?? {
-                let made = registry.makeValueHistogram(descriptor: Self.descriptor("request_duration", "seconds", "Time from a request's arrival (the socket read that completed it) to its answer."),
-                                                          labels: [("model", model)], buckets: Self.latencyBuckets)
+                let made = LatencyHistogram(bounds: Self.latencyBuckets)
                 c.requestDuration[model] = made
                 return made
             }()
@@ -95,8 +96,6 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             return (counter, histogram)
         }
         counter.increment()
-        // `record` is inlinable, so it is specialised here for Double; `recordNanoseconds` ran the
-        // generic version, comparing against every bucket through protocol witnesses.
         histogram.record(Self.seconds(durationNanos))
     }
 
@@ -110,8 +109,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             }
             let labels = [("model", model), ("version", String(version))]
             let made = VersionCollectors(
-                queue: registry.makeValueHistogram(descriptor: Self.descriptor("queue_duration", "seconds", "Time requests waited in the batch queue."),
-                                                      labels: labels, buckets: Self.latencyBuckets),
+                queue: LatencyHistogram(bounds: Self.latencyBuckets),
                 compute: registry.makeValueHistogram(descriptor: Self.descriptor("compute_duration", "seconds", "Time to run one batch through the model."),
                                                         labels: labels, buckets: Self.latencyBuckets),
                 rows: registry.makeValueHistogram(descriptor: Self.descriptor("batch", "rows", "Rows per executed batch."), labels: labels, buckets: Self.rowBuckets),
@@ -143,7 +141,6 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         }
         for counter in counters { registry.unregisterCounter(counter) }
         if let perVersion {
-            registry.unregisterValueHistogram(perVersion.queue)
             registry.unregisterValueHistogram(perVersion.compute)
             registry.unregisterValueHistogram(perVersion.rows)
             registry.unregisterValueHistogram(perVersion.requests)
@@ -175,6 +172,20 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
         func labels(_ pairs: [(String, String)]) -> String {
             "{" + pairs.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
         }
+        // The latency histograms recorded per request (ours, not the registry's).
+        let (durations, queues) = collectors.withLock { c in
+            (c.requestDuration.sorted { $0.key < $1.key },
+             c.perVersion.map { ($0.key, $0.value.queue) }.sorted { ($0.0.model, $0.0.version) < ($1.0.model, $1.0.version) })
+        }
+        func histograms(_ name: String, _ help: String, _ series: [(labels: String, histogram: LatencyHistogram)]) {
+            guard !series.isEmpty else { return }
+            text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+            for (labels, histogram) in series { histogram.render(name: name, labels: labels, into: &text) }
+        }
+        histograms("apus_request_duration_seconds", "Time from a request's arrival (the socket read that completed it) to its answer.",
+                   durations.map { ("model=\"\(Self.escape($0.key))\"", $0.value) })
+        histograms("apus_queue_duration_seconds", "Time requests waited in the batch queue.",
+                   queues.map { ("model=\"\(Self.escape($0.0.model))\",version=\"\($0.0.version)\"", $0.1) })
         if let repository {
             let snapshot = repository.snapshot
             var inflight: [(String, String)] = [], queued: [(String, String)] = []

@@ -50,6 +50,27 @@ final class ServerMetricsTests: XCTestCase {
         let text = exposition(metrics)
         XCTAssertTrue(text.contains("apus_requests_total{model=\"churn\",version=\"1\",variant=\"\",code=\"2xx\"} 1"), text)
         XCTAssertTrue(text.contains("apus_compute_duration_seconds_count{model=\"churn\",version=\"1\"} 1"), text)
+        XCTAssertTrue(text.contains("apus_queue_duration_seconds_count{model=\"churn\",version=\"1\"} 1"), text)
+    }
+
+    func testALatencyOnABucketBoundCountsInThatBucketAndEachFamilyIsDeclaredOnce() {
+        let metrics = ServerMetrics()
+        // 100 us is exactly the 0.0001 bound (`le` is inclusive); 100.001 us is past it.
+        metrics.requestFinished(model: "a", version: 1, variant: "", status: 200, durationNanos: 100_000)
+        metrics.requestFinished(model: "a", version: 1, variant: "", status: 200, durationNanos: 100_001)
+        metrics.requestFinished(model: "b", version: 2, variant: "", status: 500, durationNanos: 1)
+        metrics.batchRan(model: "a", version: 1, rows: 1, queueWaitNanos: [100_000], computeNanos: 1)
+        metrics.batchRan(model: "b", version: 2, rows: 1, queueWaitNanos: [1], computeNanos: 1)
+        let text = exposition(metrics)
+        XCTAssertTrue(text.contains("apus_request_duration_seconds_bucket{model=\"a\",le=\"0.0001\"} 1"), text)
+        XCTAssertTrue(text.contains("apus_request_duration_seconds_bucket{model=\"a\",le=\"0.00025\"} 2"), text)
+        XCTAssertTrue(text.contains("apus_request_duration_seconds_count{model=\"a\"} 2"), text)
+        XCTAssertTrue(text.contains("apus_request_duration_seconds_bucket{model=\"b\",le=\"5e-05\"} 1"), text)
+        XCTAssertTrue(text.contains("apus_queue_duration_seconds_bucket{model=\"a\",version=\"1\",le=\"0.0001\"} 1"), text)
+        XCTAssertTrue(text.contains("apus_queue_duration_seconds_count{model=\"b\",version=\"2\"} 1"), text)
+        for family in ["apus_request_duration_seconds", "apus_queue_duration_seconds"] {
+            XCTAssertEqual(text.components(separatedBy: "# TYPE \(family) histogram\n").count, 2, text)
+        }
     }
 
     func testLatenciesLandInTheirSecondsBucketsCumulativelyWithTheirSum() {
