@@ -23,12 +23,32 @@ public final class DriftMonitor: Sendable {
         var seen = 0
         /// xorshift64*: sampling needs speed, not secrecy (the system generator is a syscall).
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        /// Once full: the number (counting from 1) of the next row to keep, and Algorithm L's
+        /// running weight (Li, 1994). Jumping from one kept row to the next costs nothing for the
+        /// rows passed over; drawing a random slot per row (Algorithm R) cost a 64-bit division
+        /// per row of every batch on the serving path.
+        var nextKeep = 0
+        var weight = 1.0
 
-        mutating func next(below bound: Int) -> Int {
+        mutating func next() -> UInt64 {
             state ^= state >> 12
             state ^= state << 25
             state ^= state >> 27
-            return Int((state &* 0x2545_F491_4F6C_DD1D) % UInt64(bound))
+            return state &* 0x2545_F491_4F6C_DD1D
+        }
+
+        mutating func next(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
+
+        /// Uniform in (0, 1): never 0, so its logarithm is finite.
+        mutating func unit() -> Double { (Double(next() >> 11) + 0.5) * 0x1p-53 }
+
+        /// Draws the next row to keep, `capacity` rows being kept of `seen` so far.
+        mutating func scheduleNextKeep(capacity: Int) {
+            weight *= exp(log(unit()) / Double(capacity))
+            // Rows passed over before the next kept one: geometric with parameter `weight`.
+            let skip = (log(unit()) / log1p(-weight)).rounded(.down)
+            let last = nextKeep == 0 ? seen : nextKeep
+            nextKeep = last + 1 + (skip.isFinite && skip < Double(1 << 52) ? Int(skip) : 1 << 52)
         }
     }
 
@@ -54,22 +74,32 @@ public final class DriftMonitor: Sendable {
             var r = all.removeValue(forKey: key) ?? Reservoir(columns: Array(repeating: [], count: width))
             defer { all[key] = r }
             guard r.columns.count == width else { return }
-            for row in 0..<rows {
+            // Filling: every row is kept until the reservoir holds `capacity`.
+            var row = 0
+            while row < rows, r.columns[0].count < capacity {
+                for f in 0..<width { r.columns[f].append(values[row * width + f]) }
                 r.seen += 1
-                let slot: Int
-                if r.columns[0].count < capacity {
-                    slot = -1
-                } else {
-                    let pick = r.next(below: r.seen)
-                    guard pick < capacity else { continue }
-                    slot = pick
-                }
-                for f in 0..<width {
-                    let v = values[row * width + f]
-                    if slot < 0 { r.columns[f].append(v) } else { r.columns[f][slot] = v }
-                }
+                row += 1
+                if r.columns[0].count == capacity { r.scheduleNextKeep(capacity: capacity) }
             }
+            guard row < rows else { return }
+            // Full: straight to the rows Algorithm L keeps, each into a random slot. Row `i` of
+            // the batch is row number `base + i + 1` of all rows seen.
+            let base = r.seen - row
+            let last = base + rows
+            while r.nextKeep <= last {
+                let kept = r.nextKeep - base - 1
+                let slot = r.next(below: capacity)
+                for f in 0..<width { r.columns[f][slot] = values[kept * width + f] }
+                r.scheduleNextKeep(capacity: capacity)
+            }
+            r.seen = last
         }
+    }
+
+    /// The sampled rows of a version, column by column (tests).
+    func sample(model: String, version: Int) -> [[Float]]? {
+        reservoirs.withLock { $0[Self.key(model, version)]?.columns }
     }
 
     /// Recomputes the statistics for every ready version with a reference sample and at least

@@ -32,6 +32,34 @@ final class DriftTests: XCTestCase {
         XCTAssertEqual(KolmogorovSmirnov.test([1, .nan, 2], [1, 2])?.statistic, 0)
     }
 
+    func testReservoirSamplesEveryPartOfTheTrafficEvenlyWhateverTheBatchSizes() throws {
+        let monitor = DriftMonitor(capacity: 1000)
+        // 100,000 rows numbered in order (two features: n and -n), in batches of 1 to 199 rows.
+        var n = 0
+        var size = 1
+        while n < 100_000 {
+            let count = min(size, 100_000 - n)
+            let values = (n..<(n + count)).flatMap { [Float($0), -Float($0)] }
+            monitor.observe(model: "m", version: 1, feeds: [try Tensor(shape: [count, 2], data: .float32(values))])
+            n += count
+            size = size % 199 + 1
+        }
+        let columns = try XCTUnwrap(monitor.sample(model: "m", version: 1))
+        XCTAssertEqual(columns.count, 2)
+        XCTAssertEqual(columns[0].count, 1000)
+        // A row is kept whole: each sampled n sits beside its -n.
+        XCTAssertEqual(columns[1], columns[0].map { -$0 })
+        XCTAssertEqual(Set(columns[0]).count, 1000, "a row kept twice")
+        // Uniform over all rows: about 100 per tenth of the traffic (binomial sd ~9.5), first
+        // and last tenths included, and a mean near the middle.
+        for tenth in 0..<10 {
+            let kept = columns[0].filter { Int($0) / 10_000 == tenth }.count
+            XCTAssertTrue((60...140).contains(kept), "tenth \(tenth): \(kept) rows")
+        }
+        let mean = columns[0].reduce(0) { $0 + Double($1) } / 1000
+        XCTAssertEqual(mean, 50_000, accuracy: 3_000)
+    }
+
     func testReservoirStaysBoundedWhateverTheTraffic() throws {
         let monitor = DriftMonitor(capacity: 100)
         let batch = try Tensor(shape: [50, 3], data: .float32(Array(repeating: 1, count: 150)))
