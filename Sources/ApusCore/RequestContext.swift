@@ -8,7 +8,7 @@ import Synchronization
 /// request) runs then, once. Thread-safe.
 public final class RequestContext: @unchecked Sendable {
     public let remoteAddress: String
-    /// When the request arrived: the monotonic time (`DispatchTime.uptimeNanoseconds`) of the
+    /// When the request arrived: the monotonic time (`MonotonicClock.nanoseconds()`) of the
     /// socket read that completed it. Timeouts and request durations count from here, so time
     /// spent behind other requests of the same read counts too.
     public let arrivalNanos: UInt64
@@ -34,7 +34,7 @@ public final class RequestContext: @unchecked Sendable {
     }
 
     /// `arrivalNanos` defaults to now; transports pass the time of the read they stamped once.
-    public init(remoteAddress: String, arrivalNanos: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+    public init(remoteAddress: String, arrivalNanos: UInt64 = MonotonicClock.nanoseconds()) {
         self.remoteAddress = remoteAddress
         self.arrivalNanos = arrivalNanos
     }

@@ -80,7 +80,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     /// Rows waiting (not yet running), for the queue-depth gauge.
     var queuedRows: Int { state.withLock { $0.machine.queuedRows } }
 
-    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func now() -> UInt64 { MonotonicClock.nanoseconds() }
 
     func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                 completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
@@ -182,7 +182,8 @@ final class DynamicBatcher: CancellationTarget, Sendable {
                     return true
                 }
                 if arm {
-                    queue.asyncAfter(deadline: DispatchTime(uptimeNanoseconds: at)) {
+                    // Relative to DispatchTime's own now: `at` is a MonotonicClock reading.
+                    queue.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: at &- min(at, Self.now())))) {
                         let actions = self.state.withLock { state -> [BatcherStateMachine<UInt64>.Action] in
                             state.timerArmedAt = nil
                             return state.machine.timerFired(now: Self.now())

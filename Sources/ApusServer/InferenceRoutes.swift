@@ -58,7 +58,7 @@ public struct InferenceRoutes: Sendable {
 
         func callAsFunction(_ response: Response, _ version: Int?, _ variant: String?) {
             observer?.requestFinished(model: model, version: version, variant: variant, status: response.status,
-                                      durationNanos: DispatchTime.now().uptimeNanoseconds &- started)
+                                      durationNanos: MonotonicClock.nanoseconds() &- started)
             writer.complete(response)
         }
     }

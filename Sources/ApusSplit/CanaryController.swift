@@ -34,7 +34,7 @@ public final class CanaryController: RequestObserver, Sendable {
     private let clock: @Sendable () -> UInt64
 
     public init(repository: ModelRepository, outcomes: OutcomeTracker, logger: Logger,
-                clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }) {
+                clock: @escaping @Sendable () -> UInt64 = { MonotonicClock.nanoseconds() }) {
         self.repository = repository
         self.outcomes = outcomes
         self.logger = logger

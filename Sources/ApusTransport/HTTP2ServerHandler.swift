@@ -92,7 +92,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     /// The monotonic clock of `RequestContext.arrivalNanos` (and of the batch queues), read
     /// once per socket read: requests are stamped with their read's time.
-    static func now() -> Int64 { Int64(clamping: DispatchTime.now().uptimeNanoseconds) }
+    static func now() -> Int64 { Int64(clamping: MonotonicClock.nanoseconds()) }
 
     // MARK: Lifecycle
 

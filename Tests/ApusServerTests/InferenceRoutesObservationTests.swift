@@ -58,7 +58,7 @@ final class InferenceRoutesObservationTests: XCTestCase {
     func testDeadlinesAndDurationsCountFromTheTransportsArrivalStamp() throws {
         let (routes, observer) = makeRoutes()
         // Read 50 ms before the route runs (behind other requests of its socket read, say).
-        let arrival = DispatchTime.now().uptimeNanoseconds - 50_000_000
+        let arrival = MonotonicClock.nanoseconds() - 50_000_000
         // A 20 ms budget was spent before the route saw the request.
         XCTAssertEqual(send(routes, headers: [("timeout", "20000")], arrival: arrival).status, 504)
         let answer = send(routes, arrival: arrival)
@@ -102,7 +102,7 @@ final class InferenceRoutesObservationTests: XCTestCase {
     }
 
     private func send(_ routes: InferenceRoutes, path: String = "/v2/models/churn/infer", headers: [(String, String)] = [],
-                      body: [UInt8]? = nil, arrival: UInt64 = DispatchTime.now().uptimeNanoseconds) -> Response {
+                      body: [UInt8]? = nil, arrival: UInt64 = MonotonicClock.nanoseconds()) -> Response {
         let row = (0..<20).map { _ in "0.5" }.joined(separator: ",")
         let json = body ?? Array("{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 20], \"datatype\": \"FP32\", \"data\": [\(row)]}]}".utf8)
         var fields = HTTPFields()
