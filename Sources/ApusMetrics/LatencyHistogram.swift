@@ -30,14 +30,31 @@ final class LatencyHistogram: Sendable {
     }
 
     func record(_ value: Double) {
-        // The first bound at or above the value (NaN falls through to +Inf, as in Prometheus).
-        var i = 0
-        while i < bounds.count, !(value <= bounds[i]) { i += 1 }
+        let i = bucket(of: value)
         state.withLock { s in
             s.counts[i] += 1
             s.sum += value
             s.count += 1
         }
+    }
+
+    /// Records every value of `nanoseconds` as seconds, under one lock (a batch's queue waits).
+    func record(nanoseconds: [UInt64]) {
+        state.withLock { s in
+            for n in nanoseconds {
+                let value = ServerMetrics.seconds(n)
+                s.counts[bucket(of: value)] += 1
+                s.sum += value
+            }
+            s.count += UInt64(nanoseconds.count)
+        }
+    }
+
+    /// The first bound at or above `value` (NaN falls through to +Inf, as in Prometheus).
+    private func bucket(of value: Double) -> Int {
+        var i = 0
+        while i < bounds.count, !(value <= bounds[i]) { i += 1 }
+        return i
     }
 
     var snapshot: State { state.withLock { $0 } }

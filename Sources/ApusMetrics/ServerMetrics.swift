@@ -118,7 +118,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             c.lastVersion = (key, made)
             return made
         }
-        for wait in queueWaitNanos { set.queue.record(Self.seconds(wait)) }
+        set.queue.record(nanoseconds: queueWaitNanos)
         set.compute.record(Self.seconds(computeNanos))
         set.rows.record(Double(rows))
         set.requests.record(Double(queueWaitNanos.count))

@@ -91,6 +91,9 @@ final class ServerMetricsTests: XCTestCase {
         let queue = "apus_queue_duration_seconds_bucket{model=\"churn\",version=\"1\","
         XCTAssertTrue(text.contains(queue + "le=\"5e-05\"} 1"), text)
         XCTAssertTrue(text.contains(queue + "le=\"0.001\"} 2"), text)
+        let queueSum = text.split(separator: "\n").first { $0.hasPrefix("apus_queue_duration_seconds_sum{model=\"churn\",version=\"1\"} ") }
+        XCTAssertEqual(queueSum.flatMap { Double($0.split(separator: " ")[1]) } ?? 0, 0.00064, accuracy: 1e-12, text)
+        XCTAssertTrue(text.contains("apus_queue_duration_seconds_count{model=\"churn\",version=\"1\"} 2"), text)
         XCTAssertTrue(text.contains("apus_compute_duration_seconds_bucket{model=\"churn\",version=\"1\",le=\"5e-05\"} 1"), text)
     }
 }
