@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// Per-request facts from the transport: who sent it and whether the client gave up.

@@ -148,9 +148,8 @@ extension Tensor {
         case .float32 where sameType:
             // The serving path's case, once per batch: each request's row copied straight into
             // the batch (the general path below made an array per row and appended it, about 280
-            // instructions a row).
-            // Uninitialized, not zeroed: every element is written below (once per batch, so the
-            // generic allocation path costs less than clearing the batch first).
+            // instructions a row). Uninitialized, not zeroed: every element is written, and one
+            // generic allocation per batch costs less than clearing the batch first.
             let out = [Float](unsafeUninitializedCapacity: elements) { destination, initialized in
                 guard let base = destination.baseAddress else { return }
                 var offset = 0

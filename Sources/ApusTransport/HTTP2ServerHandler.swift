@@ -1,6 +1,5 @@
 import ApusCore
 import CNghttp2
-import Dispatch
 import Logging
 import NIOCore
 

@@ -71,9 +71,7 @@ final class NGHTTP2HeaderList {
     func append(literal name: StaticString, decimal value: Int) {
         let nameStart = byteCount
         if name.hasPointerRepresentation {
-            reserve(name.utf8CodeUnitCount)
-            (bytes + byteCount).update(from: name.utf8Start, count: name.utf8CodeUnitCount)
-            byteCount += name.utf8CodeUnitCount
+            appendRaw(name.utf8Start, count: name.utf8CodeUnitCount)
         } else {
             appendBytes(of: name.description)
         }
@@ -109,9 +107,7 @@ final class NGHTTP2HeaderList {
     private func appendBytes(of string: String) {
         let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
             guard let base = utf8.baseAddress, !utf8.isEmpty else { return }
-            reserve(utf8.count)
-            (bytes + byteCount).update(from: base, count: utf8.count)
-            byteCount += utf8.count
+            appendRaw(base, count: utf8.count)
         }
         guard done == nil else { return }
         for byte in string.utf8 {
@@ -119,6 +115,13 @@ final class NGHTTP2HeaderList {
             bytes[byteCount] = byte
             byteCount += 1
         }
+    }
+
+    /// `count` bytes from `source`, growing the buffer if needed.
+    private func appendRaw(_ source: UnsafePointer<UInt8>, count: Int) {
+        reserve(count)
+        (bytes + byteCount).update(from: source, count: count)
+        byteCount += count
     }
 
     private func reserve(_ more: Int) {
