@@ -49,7 +49,25 @@ def wait_port(port, timeout=30):
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def h2load(url, seconds, clients=4, streams=32, body=None, headers=(), h1=False, threads=1):
+def cpu_times(pid=None):
+    """Ticks: (steal on core 0, steal on core 1, all ticks on cores 0+1, the process's user+sys)."""
+    cores = {}
+    for line in open("/proc/stat"):
+        if line.startswith(("cpu0 ", "cpu1 ")):
+            fields = [int(x) for x in line.split()[1:]]
+            cores[line[:4]] = (fields[7], sum(fields[:8]))
+    own = 0
+    if pid:
+        # utime and stime: fields 14 and 15, counted after the ")" that ends the command name.
+        rest = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        own = int(rest[11]) + int(rest[12])
+    return cores["cpu0"][0], cores["cpu1"][0], cores["cpu0"][1] + cores["cpu1"][1], own
+
+
+def h2load(url, seconds, clients=4, streams=32, body=None, headers=(), h1=False, threads=1, server=None):
+    """One h2load run. Besides its rate: the share of each core the hypervisor stole meanwhile
+    (this VM's noise, visible in /proc/stat), and with `server` (a pid) the server's CPU time
+    per request (user + sys, which steal does not inflate)."""
     cmd = ["taskset", "-c", "1", "h2load", "-t", str(threads), "-c", str(clients), "-m", str(streams), "-D", str(seconds), "--warm-up-time", "1"]
     if h1:
         cmd.append("--h1")
@@ -58,12 +76,21 @@ def h2load(url, seconds, clients=4, streams=32, body=None, headers=(), h1=False,
     if body:
         cmd += ["-d", body]
     cmd.append(url)
+    before, started = cpu_times(server), time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    after, elapsed = cpu_times(server), time.monotonic() - started
     rps = float(re.search(r"finished in .*?, ([\d.]+) req/s", out).group(1))
     failed = int(re.search(r"(\d+) failed", out).group(1))
     ok2xx = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
     mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
-    return {"rps": rps, "failed": failed, "2xx": ok2xx, "mean_request_time": mean.group(1) if mean else None}
+    total = max(after[2] - before[2], 1) / 2   # ticks per core
+    result = {"rps": rps, "failed": failed, "2xx": ok2xx, "mean_request_time": mean.group(1) if mean else None,
+              "steal_core0": round((after[0] - before[0]) / total, 3), "steal_core1": round((after[1] - before[1]) / total, 3)}
+    if server:
+        # Busy share over the whole run (warm-up included, at the same load) over the measured rate.
+        busy = (after[3] - before[3]) / os.sysconf("SC_CLK_TCK") / elapsed
+        result["server_cpu_us_per_request"] = round(busy / rps * 1e6, 3)
+    return result
 
 
 def h2load_p50_us(url, seconds, body, headers):
@@ -198,10 +225,10 @@ def main():
         rounds = []
         for _ in range(args.rounds):
             rounds.append({
-                "nghttpd": h2load(f"http://127.0.0.1:{nport}/small.txt", args.seconds),
-                "health": h2load(f"http://127.0.0.1:{aport}/v2/health/live", args.seconds),
-                "logreg": h2load(f"http://127.0.0.1:{aport}/v2/models/logreg/infer", args.seconds, body=pb1, headers=pbh),
-                "rf": h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh),
+                "nghttpd": h2load(f"http://127.0.0.1:{nport}/small.txt", args.seconds, server=nghttpd.p.pid),
+                "health": h2load(f"http://127.0.0.1:{aport}/v2/health/live", args.seconds, server=apus.p.pid),
+                "logreg": h2load(f"http://127.0.0.1:{aport}/v2/models/logreg/infer", args.seconds, body=pb1, headers=pbh, server=apus.p.pid),
+                "rf": h2load(f"http://127.0.0.1:{aport}/v2/models/churn/infer", args.seconds, body=pb1, headers=pbh, server=apus.p.pid),
             })
         nghttpd.stop()
         middle = sorted(rounds, key=lambda r: r["health"]["rps"] / r["nghttpd"]["rps"])[len(rounds) // 2]
@@ -211,8 +238,8 @@ def main():
         # 2.4 between runs on this VM.
         batching = []
         for _ in range(max(3, args.rounds)):
-            batched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
-            unbatched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp1/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh)
+            batched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh, server=apus.p.pid)
+            unbatched = h2load(f"http://127.0.0.1:{aport}/v2/models/mlp1/infer", args.seconds, clients=2, streams=32, body=pb1, headers=pbh, server=apus.p.pid)
             batching.append((batched, unbatched))
         # p50 at one stream, batched vs max_batch_size 1: alternated, at least five rounds, the median of
         # the per-round differences (one stream's latency swings with this VM's wake-ups).
@@ -245,6 +272,13 @@ def main():
             "batching_gain": median([b["rps"] / u["rps"] for b, u in batching]),
             "mlp_1_stream_p50_us_batched": one_b, "mlp_1_stream_p50_us_max_batch_1": one_u,
             "p50_1_stream_added_us": median([b - u for b, u in zip(one_b, one_u)]),
+            # The same ratios in server CPU time per request (steal-proof; a diagnostic, the
+            # targets are the rates above), and how much of each core the hypervisor took.
+            "cpu_ratio_logreg_vs_nghttpd": median([r["nghttpd"]["server_cpu_us_per_request"] / r["logreg"]["server_cpu_us_per_request"] for r in rounds]),
+            "cpu_ratio_health_vs_nghttpd": median([r["nghttpd"]["server_cpu_us_per_request"] / r["health"]["server_cpu_us_per_request"] for r in rounds]),
+            "cpu_batching_gain": median([u["server_cpu_us_per_request"] / b["server_cpu_us_per_request"] for b, u in batching]),
+            "steal_rounds": [{k: (v["steal_core0"], v["steal_core1"]) for k, v in r.items()} for r in rounds]
+                            + [{"mlp": (b["steal_core0"], b["steal_core1"]), "mlp1": (u["steal_core0"], u["steal_core1"])} for b, u in batching],
         })
 
         if not args.skip_peers:
