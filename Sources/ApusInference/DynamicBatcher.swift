@@ -15,33 +15,9 @@ import Synchronization
 /// batches an inline batch's end starts run inline too while it lasts. Until a version has run
 /// once, its cost is unknown and it goes to the pool.
 final class DynamicBatcher: CancellationTarget, Sendable {
-    /// One queued request. A class: a batch's loops (cancel check, row counts, queue waits,
-    /// answers) pass each request around several times, and copying a struct of five counted
-    /// references retained and released all five every time.
-    final class Work: Sendable {
-        /// The request's inputs in model input order (usually the request's own array, as sent).
-        let feeds: [NamedTensor]
-        let rows: Int
-        /// Asked just before the batch runs; nil: ask `cancellation` (no closure per request).
-        let isCancelled: (@Sendable () -> Bool)?
-        let cancellation: RequestContext?
-        let completion: @Sendable (Result<OutputRows, ApusError>) -> Void
-        let enqueuedAt: UInt64
-
-        init(feeds: [NamedTensor], rows: Int, isCancelled: (@Sendable () -> Bool)?, cancellation: RequestContext?,
-             completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void, enqueuedAt: UInt64) {
-            self.feeds = feeds
-            self.rows = rows
-            self.isCancelled = isCancelled
-            self.cancellation = cancellation
-            self.completion = completion
-            self.enqueuedAt = enqueuedAt
-        }
-    }
-
     private struct State {
         var machine: BatcherStateMachine<UInt64>
-        var work = SequentialTable<Work>()
+        var work = SequentialTable<InferenceJob>()
         var timerArmedAt: UInt64?
     }
 
@@ -82,17 +58,30 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     static func now() -> UInt64 { MonotonicClock.nanoseconds() }
 
+    /// `submit(_:feeds:...)` with the answer going to a closure.
     func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
                 completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
+        submit(ClosureJob(completion), feeds: feeds, rows: rows, deadline: deadline, isCancelled: isCancelled, cancellation: cancellation)
+    }
+
+    /// Queues `job` (whose `finish` is called once with its answer).
+    func submit(_ job: InferenceJob, feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil,
+                cancellation: RequestContext? = nil) {
         // Inside a burst (an event loop dispatching the socket reads of one tick), hold the
         // request and decide once at the burst's end, so the burst runs as one batch with one
         // hand-off.
         let hold = WakeupCoalescer.isBatching
         inflight.add(1, ordering: .relaxed)
+        // Set before the lock publishes the job to other threads; only read after.
+        job.feeds = feeds
+        job.rows = rows
+        job.isCancelled = isCancelled
+        job.cancellation = cancellation
         let (id, actions) = state.withLock { state -> (UInt64, [BatcherStateMachine<UInt64>.Action]) in
             let id = state.work.nextID
             let now = Self.now()
-            state.work.append(Work(feeds: feeds, rows: rows, isCancelled: isCancelled, cancellation: cancellation, completion: completion, enqueuedAt: now))
+            job.enqueuedAt = now
+            state.work.append(job)
             return (id, state.machine.enqueue(id: id, rows: rows, deadline: deadline, now: now, dispatch: !hold))
         }
         perform(actions)
@@ -111,7 +100,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     /// Removes a queued request (no effect once it runs) and answers it.
     func cancel(id: UInt64) {
-        let work = state.withLock { state -> Work? in
+        let work = state.withLock { state -> InferenceJob? in
             guard state.machine.cancel(id: id) else { return nil }
             return state.work.remove(id)
         }
@@ -196,15 +185,15 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     }
 
     /// A batch on a pool thread; what its end starts runs on the pool too.
-    private func run(_ items: [Work]) {
+    private func run(_ items: [InferenceJob]) {
         // Answers of this batch reach each connection with one wake-up.
         WakeupCoalescer.batch { perform(runBatch(items)) }
     }
 
     /// Runs a batch and frees its slot; returns the machine's actions for what that starts.
-    private func runBatch(_ items: [Work]) -> [BatcherStateMachine<UInt64>.Action] {
+    private func runBatch(_ items: [InferenceJob]) -> [BatcherStateMachine<UInt64>.Action] {
         // Cancelled requests (stream reset, client gone) leave here without running.
-        var live: [Work] = []
+        var live: [InferenceJob] = []
         for item in items {
             if item.isCancelled?() ?? item.cancellation?.isCancelled ?? false {
                 observer?.requestDropped(model: model, version: version, reason: .cancelled)
@@ -217,7 +206,7 @@ final class DynamicBatcher: CancellationTarget, Sendable {
         return state.withLock { $0.machine.batchFinished(now: Self.now()) }
     }
 
-    private func execute(_ items: [Work]) {
+    private func execute(_ items: [InferenceJob]) {
         do {
             let feeds: [Tensor]
             if items.count == 1 {
@@ -260,8 +249,8 @@ final class DynamicBatcher: CancellationTarget, Sendable {
     }
 
     /// Every request leaves through here, once: no longer in flight, then answered.
-    private func answer(_ work: Work, _ result: Result<OutputRows, ApusError>) {
+    private func answer(_ work: InferenceJob, _ result: Result<OutputRows, ApusError>) {
         inflight.subtract(1, ordering: .releasing)
-        work.completion(result)
+        work.finish(result)
     }
 }

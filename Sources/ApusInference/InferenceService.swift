@@ -66,16 +66,22 @@ public final class InferenceService: Sendable {
     }
 
     /// `infer` without shaping the answer: `completion` gets this request's rows of the model's outputs,
-    /// in model output order, and the caller shapes them with `answer` in the same closure (one
-    /// closure per request on the hottest path instead of two).
+    /// in model output order.
     public func run(_ request: InferRequest, on served: ServedVersion, isCancelled: (@Sendable () -> Bool)? = nil,
                     cancellation: RequestContext? = nil, completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
+        run(request, on: served, job: ClosureJob(completion), isCancelled: isCancelled, cancellation: cancellation)
+    }
+
+    /// `run` with the answer going to `job.finish` (the hot path's form: the job is the only
+    /// object allocated per request, see `InferenceJob`).
+    public func run(_ request: InferRequest, on served: ServedVersion, job: InferenceJob, isCancelled: (@Sendable () -> Bool)? = nil,
+                    cancellation: RequestContext? = nil) {
         let outputSpecs = served.compiled.outputs
         for name in request.requestedOutputs.keys where !outputSpecs.contains(where: { $0.name == name }) {
-            completion(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
+            job.finish(.failure(ApusError(.badRequest, "outputs: \(served.model) has no output \(name); it has \(outputSpecs.map(\.name).joined(separator: ", "))")))
             return
         }
-        served.submit(request, isCancelled: isCancelled, cancellation: cancellation, completion: completion)
+        served.submit(request, job: job, isCancelled: isCancelled, cancellation: cancellation)
     }
 
     /// The answer for `outputs` (one request's rows of its batch's outputs, from `run`): the

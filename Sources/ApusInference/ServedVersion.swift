@@ -57,21 +57,20 @@ public final class ServedVersion: Sendable {
     /// Rows waiting in this version's batch queue.
     public var queuedRows: Int { batcher.queuedRows }
 
-    /// Validates the request against the model's inputs and queues it. `completion` runs once, on
-    /// a worker thread.
-    func submit(_ request: InferRequest, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
+    /// Validates the request against the model's inputs and queues it. `job.finish` runs once, on
+    /// a worker thread (or an event loop running the batch inline); at once for invalid inputs.
+    func submit(_ request: InferRequest, job: InferenceJob, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil) {
         let feeds: [NamedTensor]
         do {
             feeds = try orderedFeeds(request)
         } catch let error as ApusError {
-            completion(.failure(error))
+            job.finish(.failure(error))
             return
         } catch {
-            completion(.failure(ApusError(.badRequest, "\(error)")))
+            job.finish(.failure(ApusError(.badRequest, "\(error)")))
             return
         }
-        batcher.submit(feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled, cancellation: cancellation, completion: completion)
+        batcher.submit(job, feeds: feeds, rows: request.rows, deadline: request.deadline, isCancelled: isCancelled, cancellation: cancellation)
     }
 
     /// The request's tensors in model input order, each checked: name, element type, rank, width.

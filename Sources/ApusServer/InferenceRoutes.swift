@@ -175,27 +175,11 @@ public struct InferenceRoutes: Sendable {
                     if case .failure = result { splitter.shadowFinished(model: model, failed: true) } else { splitter.shadowFinished(model: model, failed: false) }
                 }
             }
-            let outcomes = self.outcomes
-            let routingKey = decoded.routingKey
-            let requested = decoded.requestedOutputs
-            let bodyID = decoded.id
-            service.run(decoded, on: served, cancellation: context) { result in
-                switch result {
-                case .success(let outputs):
-                    let answer = InferenceService.answer(outputs, served: served, variant: variant, id: bodyID, requested: requested)
-                    // Logged under the id the answer's x-request-id carries (a header id wins over
-                    // the body's, as in the echo), so feedback names the request as the client saw it.
-                    if let outcomes, let prediction = OutcomeTracker.prediction(of: answer, variant: answer.variant ?? "") {
-                        outcomes.log(requestID: id, routingKey: routingKey, prediction: prediction)
-                    }
-                    var response = replyFormat.encodeInferResponse(answer, binaryOutputs: binaryOutputs, headerRoom: assignment == nil ? 3 : 4)
-                    Self.nameServed(answer, served: served, into: &response.headers)
-                    Self.echo(id: id, assignment: assignment, into: &response.headers)
-                    finish(Compression.encodeResponse(response, acceptEncoding: acceptEncoding), answer.version, answer.variant)
-                case .failure(let error):
-                    finish(Self.errorResponse(error, format: replyFormat, extra: Self.echoed(id: id, assignment: assignment)), served.version, variant)
-                }
-            }
+            let job = InferAnswerJob(
+                answer: .init(served: served, variant: variant, bodyID: decoded.id, requested: decoded.requestedOutputs, replyFormat: replyFormat,
+                              binaryOutputs: binaryOutputs, acceptEncoding: acceptEncoding),
+                echo: .init(id: id, assignment: assignment, routingKey: decoded.routingKey), outcomes: outcomes, reporter: finish)
+            service.run(decoded, on: served, job: job, cancellation: context)
         } catch {
             let apusError = error as? ApusError ?? ApusError(.internalError, "\(error)")
             let replyFormat = WireFormat.forReply(accept: request.headers[lowercased: "accept"], request: (try? WireFormat.forRequest(contentType: request.headers[lowercased: "content-type"])) ?? .json)

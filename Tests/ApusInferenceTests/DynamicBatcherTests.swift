@@ -100,4 +100,48 @@ final class DynamicBatcherTests: XCTestCase {
         _ = try submitInBurst(batcher)
         XCTAssertFalse(batcher.runsInline(rows: 1_000_000), "a measured cost per row of at least 1 ns times a million rows is over 1 ns")
     }
+
+    /// Counts its answers; the test reads them after the batch.
+    final class CountingJob: InferenceJob, @unchecked Sendable {
+        let answers = Locked<[Result<OutputRows, ApusError>]>([])
+        let done: DispatchSemaphore
+        init(done: DispatchSemaphore) { self.done = done }
+        override func finish(_ result: Result<OutputRows, ApusError>) {
+            answers.withLock { $0.append(result) }
+            done.signal()
+        }
+    }
+
+    func testEachJobOfABatchIsFinishedOnceWithItsOwnRowAndACancelledOneWithoutRunning() throws {
+        let batcher = try Self.batcher(inlineBudgetNanos: 0)
+        let done = DispatchSemaphore(value: 0)
+        let jobs = (0..<4).map { _ in CountingJob(done: done) }
+        let values: [Float] = [0.1, 0.5, 0.9, 0.3]
+        try WakeupCoalescer.batch {
+            for (job, value) in zip(jobs, values) {
+                // The last one's client has gone by the time the batch runs.
+                batcher.submit(job, feeds: try Self.row(value), rows: 1, deadline: nil, isCancelled: { job === jobs[3] })
+            }
+        }
+        for _ in jobs { XCTAssertEqual(done.wait(timeout: .now() + 10), .success) }
+        XCTAssertEqual(jobs.map { $0.answers.withLock { $0.count } }, [1, 1, 1, 1])
+        XCTAssertEqual(batcher.inflightRequests, 0)
+        // Each ran job's answer is the model's for its own row (as when submitted alone).
+        for (job, value) in zip(jobs.prefix(3), values) {
+            let got = try XCTUnwrap(job.answers.withLock { $0.first }).get()
+            XCTAssertEqual(got.rows?.count, 1, "one row of a batch of three")
+            let alone = try submitAlone(batcher, value: value)
+            XCTAssertEqual(try XCTUnwrap(got.tensors.last).tensor.floats(), try XCTUnwrap(alone.tensors.last).tensor.floats())
+        }
+        guard case .failure(let error) = try XCTUnwrap(jobs[3].answers.withLock { $0.first }) else { return XCTFail("the cancelled job ran") }
+        XCTAssertEqual(error.code, .requestTimeout)
+    }
+
+    private func submitAlone(_ batcher: DynamicBatcher, value: Float) throws -> OutputRows {
+        let done = DispatchSemaphore(value: 0)
+        let job = CountingJob(done: done)
+        batcher.submit(job, feeds: try Self.row(value), rows: 1, deadline: nil, isCancelled: { false })
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        return try XCTUnwrap(job.answers.withLock { $0.first }).get()
+    }
 }
