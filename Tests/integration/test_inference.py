@@ -213,6 +213,7 @@ def test_metadata_readiness_versions_and_labels(server):
     ("wrong shape", dict(body={"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}), 400, "input input"),
     ("shape/data mismatch", dict(body={"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": [1, 2]}]}), 400, "input"),
     ("unknown input", dict(body={"inputs": [{"name": "x", "shape": [1, 20], "datatype": "FP32", "data": [0] * 20}]}), 400, "x"),
+    ("unknown output", dict(body={"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": [0] * 20}], "outputs": [{"name": "nope"}]}), 400, "nope"),
     ("NaN literal", dict(raw=b'{"inputs":[{"name":"input","shape":[1,1],"datatype":"FP32","data":[NaN]}]}'), 400, "NaN"),
     ("Infinity literal", dict(raw=b'{"inputs":[{"name":"input","shape":[1,1],"datatype":"FP32","data":[Infinity]}]}'), 400, "Infinity"),
     ("100k-deep JSON", dict(raw=b"[" * 100_000), 400, "nesting"),
