@@ -14,6 +14,11 @@ load generator (h2load) to core 1, loopback only, every run bounded.
   5. scrape cost: rf_binary load with and without a scraper GETting /metrics once a second
      (15x Prometheus' default rate), runs interleaved, plus the server CPU time per scrape.
 
+Every h2load run also records how much of cores 0 and 1 the hypervisor stole meanwhile
+(`steal_rounds`, from /proc/stat: on this VM a round with 30% steal halves a rate), and the
+server's CPU time per request, from which the `cpu_*` ratios are taken: diagnostics that steal
+cannot skew, beside the rate targets themselves.
+
     scripts/bench-serving.py [--seconds 5] [--rounds 3] [--skip-peers] [--only scrape]
 
 Needs a release build (run here), h2load/nghttpd (nghttp2-client/-server), and from PyPI:
