@@ -15,9 +15,9 @@ load generator (h2load) to core 1, loopback only, every run bounded.
      (15x Prometheus' default rate), runs interleaved, plus the server CPU time per scrape.
 
 Every h2load run also records how much of cores 0 and 1 the hypervisor stole meanwhile
-(`steal_rounds`, from /proc/stat: on this VM a round with 30% steal halves a rate), and the
-server's CPU time per request, from which the `cpu_*` ratios are taken: diagnostics that steal
-cannot skew, beside the rate targets themselves.
+(`steal_rounds`, from /proc/stat: here a round that lost a quarter to a third of both cores ran
+at about half the rate of the others), and the server's CPU time per request, from which the
+`cpu_*` ratios are taken: diagnostics that steal cannot skew, beside the rate targets themselves.
 
     scripts/bench-serving.py [--seconds 5] [--rounds 3] [--skip-peers] [--only scrape]
 

@@ -8,7 +8,8 @@ import ApusWire
 /// variant, request id) and written when the batch has run (`finish`).
 ///
 /// A job rather than a closure so that the request is one object from the route to the answer
-/// (see `InferenceJob`). Immutable after init; `finish` runs once, on whichever thread ran the batch.
+/// (see `InferenceJob`). Its own properties are immutable after init (the batcher's fields follow
+/// `InferenceJob`'s rules); `finish` runs once, on whichever thread ran the batch.
 final class InferAnswerJob: InferenceJob, @unchecked Sendable {
     struct Answer {
         let served: ServedVersion
