@@ -35,10 +35,11 @@ spec.loader.exec_module(bs)
 bs.ensure(bs.BENCH_MODULES)
 bs.make_repo(work, bs.SERVING_MODELS)
 bs.one_row_body(work)
+open(f"{work}/port", "w").write(str(bs.free_port()))
 EOF
+PORT=$(cat "$WORK/port")
 # valgrind 3.19 crashes on libdispatch's read-only sigsuspend mask: see the file.
 cc -O2 -shared -fPIC -o "$WORK/sigsuspend.so" scripts/valgrind-sigsuspend.c
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for model in "${MODELS[@]}"; do
     OUT="$WORK/callgrind.$model"
     LD_PRELOAD="$WORK/sigsuspend.so" valgrind --tool=callgrind --callgrind-out-file="$OUT" "$WORK/bin/apus" serve --port "$PORT" --threads 1 \

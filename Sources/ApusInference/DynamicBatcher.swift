@@ -58,12 +58,6 @@ final class DynamicBatcher: CancellationTarget, Sendable {
 
     static func now() -> UInt64 { MonotonicClock.nanoseconds() }
 
-    /// `submit(_:feeds:...)` with the answer going to a closure.
-    func submit(feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil, cancellation: RequestContext? = nil,
-                completion: @escaping @Sendable (Result<OutputRows, ApusError>) -> Void) {
-        submit(ClosureJob(completion), feeds: feeds, rows: rows, deadline: deadline, isCancelled: isCancelled, cancellation: cancellation)
-    }
-
     /// Queues `job` (whose `finish` is called once with its answer).
     func submit(_ job: InferenceJob, feeds: [NamedTensor], rows: Int, deadline: UInt64?, isCancelled: (@Sendable () -> Bool)? = nil,
                 cancellation: RequestContext? = nil) {

@@ -36,10 +36,10 @@ final class DynamicBatcherTests: XCTestCase {
         let feeds = try Self.row()
         let me = UInt(pthread_self())
         WakeupCoalescer.batch {
-            batcher.submit(feeds: feeds, rows: 1, deadline: nil, isCancelled: { false }) { result in
+            batcher.submit(ClosureJob { result in
                 answer.withLock { $0 = (result, UInt(pthread_self())) }
                 done.signal()
-            }
+            }, feeds: feeds, rows: 1, deadline: nil, isCancelled: { false })
         }
         XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
         let (result, thread) = try XCTUnwrap(answer.withLock { $0 })
@@ -73,10 +73,10 @@ final class DynamicBatcherTests: XCTestCase {
         let me = UInt(pthread_self())
         try WakeupCoalescer.batch {
             for value: Float in [0.1, 0.5, 0.9] {
-                batcher.submit(feeds: try Self.row(value), rows: 1, deadline: nil, isCancelled: { false }) { result in
+                batcher.submit(ClosureJob { result in
                     answers.withLock { $0.append((result, UInt(pthread_self()))) }
                     done.signal()
-                }
+                }, feeds: try Self.row(value), rows: 1, deadline: nil, isCancelled: { false })
             }
         }
         for _ in 0..<3 { XCTAssertEqual(done.wait(timeout: .now() + 10), .success) }
