@@ -48,6 +48,8 @@ public final class ModelRepository: Sendable {
     public let root: String
     private let workers: Int
     private let inlineBudgetNanos: UInt64
+    /// Reads and validates one version's bundle (`BundleLoader.load`; tests wrap it).
+    private let loadBundle: @Sendable (_ directory: String, _ model: String, _ version: Int) throws -> BundleLoader.Loaded
     private let logger: Logger
     private let state = Locked(State())
     private let current = Locked(Current())
@@ -68,12 +70,20 @@ public final class ModelRepository: Sendable {
     /// `inlineBudgetMicroseconds`: the estimated compute an event loop may spend running the
     /// batches it releases itself instead of handing them to the worker pool (0: always the
     /// pool); see `DynamicBatcher`.
-    public init(root: String, workers: Int, inlineBudgetMicroseconds: Int = 0, logger: Logger, observer: (any InferenceObserver)? = nil) {
+    public convenience init(root: String, workers: Int, inlineBudgetMicroseconds: Int = 0, logger: Logger, observer: (any InferenceObserver)? = nil) {
+        self.init(root: root, workers: workers, inlineBudgetMicroseconds: inlineBudgetMicroseconds, logger: logger, observer: observer,
+                  loadBundle: { try BundleLoader.load(directory: $0, model: $1, version: $2) })
+    }
+
+    /// `loadBundle` replaces `BundleLoader.load` (tests: a version renamed away mid-scan).
+    init(root: String, workers: Int, inlineBudgetMicroseconds: Int = 0, logger: Logger, observer: (any InferenceObserver)? = nil,
+         loadBundle: @escaping @Sendable (_ directory: String, _ model: String, _ version: Int) throws -> BundleLoader.Loaded) {
         self.observer = observer
         self.root = root
         self.workers = max(1, workers)
         self.inlineBudgetNanos = UInt64(max(0, inlineBudgetMicroseconds)) * 1000
         self.logger = logger
+        self.loadBundle = loadBundle
     }
 
     /// The published snapshot, and the last model entry looked up in it.
@@ -199,26 +209,21 @@ public final class ModelRepository: Sendable {
     // MARK: - Scanning
 
     static func listModels(root: String) -> Set<String> {
-        let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: root) else { return [] }
-        var models: Set<String> = []
-        for name in names where !name.hasPrefix(".") {
-            var isDirectory: ObjCBool = false
-            if fm.fileExists(atPath: root + "/" + name, isDirectory: &isDirectory), isDirectory.boolValue {
-                models.insert(name)
-            }
-        }
-        return models
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return [] }
+        return Set(names.filter { !$0.hasPrefix(".") && isDirectory(root + "/" + $0) })
     }
 
     static func listVersions(directory: String) -> [Int] {
-        let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return [] }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
         return names.compactMap { name in
             guard let v = Int(name), v >= 0, String(v) == name else { return nil }
-            var isDirectory: ObjCBool = false
-            return fm.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue ? v : nil
+            return isDirectory(directory + "/" + name) ? v : nil
         }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     private func scan(model: String, state: inout State) {
@@ -262,7 +267,7 @@ public final class ModelRepository: Sendable {
                 continue
             }
             do {
-                let loaded = try BundleLoader.load(directory: versionDirectory, model: model, version: version)
+                let loaded = try loadBundle(versionDirectory, model, version)
                 let served = ServedVersion(model: model, version: version, loaded: loaded, directory: versionDirectory,
                                            fingerprint: fingerprint, batching: settings.batching, workers: workers,
                                            inlineBudgetNanos: inlineBudgetNanos, observer: observer)
@@ -275,6 +280,13 @@ public final class ModelRepository: Sendable {
                 state.counters.loads += 1
                 logger.info("version ready", metadata: ["model": "\(model)", "version": "\(version)"])
             } catch {
+                // Renamed away between the listing and the load (a deploy unpublishing it, as
+                // the model-sync tool does): a removal, not a failure. It leaves with the others
+                // that are gone below.
+                guard Self.isDirectory(versionDirectory) else {
+                    kept.remove(version)
+                    continue
+                }
                 let reason = (error as? ApusError)?.message ?? "\(error)"
                 state.counters.failures += 1
                 logger.error("version failed to load", metadata: ["model": "\(model)", "version": "\(version)", "reason": "\(reason)"])

@@ -1,5 +1,5 @@
 import ApusCore
-import ApusInference
+@testable import ApusInference
 import ApusRuntime
 import Foundation
 import Logging
@@ -124,6 +124,23 @@ final class ModelRepositoryTests: XCTestCase {
         try writeBundle(version: 2)
         repository.reload()
         XCTAssertEqual(repository.snapshot.models["churn"]?.defaultVersion?.version, 2)
+    }
+
+    func testAVersionRenamedAwayWhileItLoadsIsARemovalNotAFailure() throws {
+        try writeBundle(version: 1)
+        let root = root
+        // As a deploy's sync tool unpublishes a version: renamed out of the repository after the
+        // scan listed it, before its files were read.
+        let repository = ModelRepository(root: root, workers: 1, logger: Logger(label: "test")) { directory, model, version in
+            if version == 2 { try FileManager.default.moveItem(atPath: directory, toPath: root + "/trash-2") }
+            return try BundleLoader.load(directory: directory, model: model, version: version)
+        }
+        repository.reload()
+        try writeBundle(version: 2)
+        repository.reload()
+        XCTAssertEqual(repository.counters.failures, 0)
+        XCTAssertFalse(repository.statuses.contains { $0.version == 2 }, "\(repository.statuses)")
+        XCTAssertEqual(repository.snapshot.models["churn"]?.defaultVersion?.version, 1)
     }
 
     func testCorruptONNXFailsWithTheFileNamed() throws {
