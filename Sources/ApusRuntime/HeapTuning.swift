@@ -26,7 +26,7 @@ public enum HeapTuning {
             // jemalloc (the executables link it): purge every arena's unused dirty pages now
             // rather than after its decay time. "arena.4096.purge" is MALLCTL_ARENAS_ALL.
             _ = "arena.4096.purge".withCString { mallctl($0, nil, nil, nil, 0) }
-        } else {
+        } else if !sanitizerOwnsHeap {
             _ = glibcMallocTrim(0)
         }
         #endif
@@ -41,6 +41,14 @@ public enum HeapTuning {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallctl") else { return nil }
         return unsafeBitCast(symbol, to: MallctlFunction.self)
     }()
+
+    /// Whether a sanitizer's runtime (thread or address, as in `swift test --sanitize=thread` and
+    /// the fuzz build) serves malloc. glibc's heap then holds nothing of ours to give back, and
+    /// `malloc_trim` walking it beside the sanitizer's allocator crashed a thread-sanitized test
+    /// run (SEGV in `mtrim`, in one of three clean-clone CI runs on 2026-12-01).
+    private static let sanitizerOwnsHeap: Bool = ["__tsan_init", "__asan_init"].contains { (name: String) in
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) != nil
+    }
     #endif
 }
 
