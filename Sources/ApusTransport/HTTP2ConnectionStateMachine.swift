@@ -32,15 +32,23 @@ struct HTTP2ConnectionStateMachine {
         var phase: Phase = .headers
         var openedAt: Int64
         var headersDoneAt: Int64 = 0
+        /// Empty until the stream's header block is complete (it collects in `block`).
+        var head = HeaderBlock()
+        var body: [UInt8] = []
+        /// `takeRequest` handed the request out (the stream stays until it closes).
+        var requestTaken = false
+    }
+
+    /// A request's header block as it arrives.
+    struct HeaderBlock {
+        /// The stream it belongs to (0: none; client streams are odd).
+        var id: Int32 = 0
         var headerBytes = 0
         var headerCount = 0
         var method = ""
         var path = ""
         var fields = HTTPFields()
-        var body: [UInt8] = []
         var rejection: (status: Int, message: String)?
-        /// `takeRequest` handed the request out (the stream stays until it closes).
-        var requestTaken = false
         /// The content-length field's value as a number (nil: none, or not a number), read as the
         /// field arrives so the limit check needs no lookup.
         var declaredLength: Int?
@@ -64,6 +72,12 @@ struct HTTP2ConnectionStateMachine {
     /// callback) reads four bytes an entry instead of walking the entries themselves.
     private var ids: [Int32] = []
     private(set) var junkFrames = 0
+    /// The request header block being received. HTTP/2 sends a block as one contiguous run of
+    /// frames, with no frame of another stream in between (RFC 9113 section 4.3), so at most one
+    /// is in progress: its fields collect here and move into their stream when it ends. A field
+    /// then updates this one struct, not an entry of `streams` found by id (bounds- and
+    /// uniqueness-checked at every access).
+    private var block = HeaderBlock()
     /// Repeated header names and values of this connection, made into strings once.
     private var strings = HeaderStringCache()
     /// Request paths and the authority (kept apart so unique paths do not evict header values).
@@ -101,7 +115,8 @@ struct HTTP2ConnectionStateMachine {
         // Built in its slot: a local copy moved in cost a copy and a destroy of the whole entry.
         ids.append(id)
         streams.append(Stream(id: id, openedAt: now))
-        streams[streams.count - 1].fields.reserveCapacity(8)
+        block = HeaderBlock(id: id)
+        block.fields.reserveCapacity(8)
         idleSince = nil
     }
 
@@ -109,22 +124,23 @@ struct HTTP2ConnectionStateMachine {
     /// Pseudo-headers fill method/path (`:scheme` is dropped, `:authority` becomes `host`); only
     /// fields that are kept become Strings.
     mutating func headerReceived(_ id: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        guard let i = index(of: id), streams[i].phase == .headers, streams[i].rejection == nil else { return }
-        streams[i].headerBytes += name.count + value.count
-        streams[i].headerCount += 1
-        if streams[i].headerBytes > limits.maxHeaderListBytes {
-            streams[i].rejection = (431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
-            streams[i].fields = HTTPFields()
-        } else if streams[i].headerCount > limits.maxHeaderCount {
-            streams[i].rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
-            streams[i].fields = HTTPFields()
+        // Another id: trailers, or a block whose stream is gone; neither is kept.
+        guard block.id == id, block.rejection == nil else { return }
+        block.headerBytes += name.count + value.count
+        block.headerCount += 1
+        if block.headerBytes > limits.maxHeaderListBytes {
+            block.rejection = (431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
+            block.fields = HTTPFields()
+        } else if block.headerCount > limits.maxHeaderCount {
+            block.rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
+            block.fields = HTTPFields()
         } else if name.first == UInt8(ascii: ":") {
             // nghttp2 lets through only valid request pseudo-headers (:method, :scheme,
             // :authority, :path, :protocol), so length and second byte tell them apart.
             switch (name.count, name.count > 1 ? name[1] : 0) {
-            case (7, UInt8(ascii: "m")): streams[i].method = Self.method(value)
-            case (5, UInt8(ascii: "p")): streams[i].path = targets.string(value)
-            case (10, UInt8(ascii: "a")): streams[i].fields.appendLowercased(name: "host", value: targets.string(value))
+            case (7, UInt8(ascii: "m")): block.method = Self.method(value)
+            case (5, UInt8(ascii: "p")): block.path = targets.string(value)
+            case (10, UInt8(ascii: "a")): block.fields.appendLowercased(name: "host", value: targets.string(value))
             default: break
             }
         } else {
@@ -132,9 +148,9 @@ struct HTTP2ConnectionStateMachine {
             // come back as literals, so the content-length check compares a small string's bits.
             let fieldName = strings.name(name)
             if fieldName.utf8.count == 14, fieldName == "content-length" {
-                streams[i].declaredLength = Self.decimal(value)
+                block.declaredLength = Self.decimal(value)
             }
-            streams[i].fields.appendLowercased(name: fieldName, value: strings.string(value))
+            block.fields.appendLowercased(name: fieldName, value: strings.string(value))
         }
     }
 
@@ -173,11 +189,15 @@ struct HTTP2ConnectionStateMachine {
     mutating func headersComplete(_ id: Int32, endStream: Bool, now: Int64) -> Action? {
         guard let i = index(of: id), streams[i].phase == .headers else { return nil }
         streams[i].headersDoneAt = now
-        if let rejection = streams[i].rejection {
+        if block.id == id {
+            // Moved in whole (a swap of two entries' words); `block` is left empty.
+            swap(&streams[i].head, &block)
+        }
+        if let rejection = streams[i].head.rejection {
             streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: rejection.status, message: rejection.message)
         }
-        if let n = streams[i].declaredLength, n > limits.maxBodyBytes {
+        if let n = streams[i].head.declaredLength, n > limits.maxBodyBytes {
             streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
@@ -219,9 +239,9 @@ struct HTTP2ConnectionStateMachine {
         guard let i = index(of: id), streams[i].phase == .dispatched, !streams[i].requestTaken else { return nil }
         streams[i].requestTaken = true
         var method = "", path = "", fields = HTTPFields(), body: [UInt8] = []
-        swap(&method, &streams[i].method)
-        swap(&path, &streams[i].path)
-        swap(&fields, &streams[i].fields)
+        swap(&method, &streams[i].head.method)
+        swap(&path, &streams[i].head.path)
+        swap(&fields, &streams[i].head.fields)
         swap(&body, &streams[i].body)
         return Request(method: method, target: path, headers: fields, body: body, version: .http2)
     }
@@ -230,6 +250,8 @@ struct HTTP2ConnectionStateMachine {
     /// still waiting for its answer (so the shell cancels the work), and may close a drained connection.
     mutating func streamClosed(_ id: Int32, now: Int64) -> (wasPending: Bool, action: Action?) {
         var pending = false
+        // A block cut short (its stream reset) is dropped with its stream.
+        if block.id == id { block = HeaderBlock() }
         if let i = index(of: id) {
             pending = streams[i].phase == .dispatched
             // The last entry moves into the slot (moved out, not swapped: a swap retained and
@@ -259,9 +281,9 @@ struct HTTP2ConnectionStateMachine {
     mutating func adoptUpgradeRequest(_ request: Request, now: Int64) -> Action {
         var stream = Stream(id: 1, openedAt: now)
         stream.phase = .dispatched
-        stream.method = request.method
-        stream.path = request.query.isEmpty ? request.path : request.path + "?" + request.query
-        stream.fields = request.headers
+        stream.head.method = request.method
+        stream.head.path = request.query.isEmpty ? request.path : request.path + "?" + request.query
+        stream.head.fields = request.headers
         stream.body = request.body
         append(stream)
         idleSince = nil

@@ -50,15 +50,17 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
 
     func testStreamsClosedInAnyOrderLeaveTheOthersIntact() {
         var machine = Machine(limits: limits(), now: 0)
+        // Header blocks one after the other (HTTP/2 never interleaves them); bodies still open.
         for id in [1, 3, 5, 7, 9] as [Int32] {
             machine.streamOpened(id, now: 0)
-            machine.headerReceived(id, name: ":method", value: "GET")
+            machine.headerReceived(id, name: ":method", value: "POST")
             machine.headerReceived(id, name: ":path", value: "/s\(id)")
+            XCTAssertNil(machine.headersComplete(id, endStream: false, now: 0))
         }
         XCTAssertFalse(machine.streamClosed(1, now: 0).wasPending)
         XCTAssertFalse(machine.streamClosed(7, now: 0).wasPending)
         for id in [9, 3, 5] as [Int32] {
-            XCTAssertEqual(machine.headersComplete(id, endStream: true, now: 0), .dispatch(streamID: id))
+            XCTAssertEqual(machine.endStreamReceived(id), .dispatch(streamID: id))
             XCTAssertEqual(machine.takeRequest(id)?.path, "/s\(id)")
         }
         XCTAssertNil(machine.takeRequest(7), "a closed stream is gone")
@@ -66,6 +68,39 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.answerSubmitted(9))
         XCTAssertTrue(machine.answerSubmitted(5))
         XCTAssertEqual(machine.streams.map(\.id).sorted(), [5, 9])
+    }
+
+    func testFieldsOfAnotherStreamThanTheBlockInProgressAreIgnoredAndTrailersDoNotChangeTheRequest() {
+        var machine = Machine(limits: limits(), now: 0)
+        machine.streamOpened(1, now: 0)
+        machine.headerReceived(1, name: ":method", value: "POST")
+        machine.headerReceived(1, name: ":path", value: "/a")
+        machine.headerReceived(1, name: "x-kept", value: "1")
+        XCTAssertNil(machine.headersComplete(1, endStream: false, now: 0))
+        // Trailers: a second block on stream 1, not opened as a request.
+        machine.headerReceived(1, name: "x-trailer", value: "t")
+        machine.headerReceived(3, name: "x-stray", value: "s")
+        XCTAssertEqual(machine.endStreamReceived(1), .dispatch(streamID: 1))
+        let request = machine.takeRequest(1)
+        XCTAssertEqual(request?.headers["x-kept"], "1")
+        XCTAssertNil(request?.headers["x-trailer"])
+        XCTAssertNil(request?.headers["x-stray"])
+    }
+
+    func testAStreamResetInsideItsHeaderBlockLeavesNothingToTheNextStream() {
+        var machine = Machine(limits: limits { $0.maxHeaderCount = 3 }, now: 0)
+        machine.streamOpened(1, now: 0)
+        for i in 0..<5 { machine.headerReceived(1, name: "x-\(i)", value: "v") }
+        XCTAssertFalse(machine.streamClosed(1, now: 0).wasPending)
+        machine.headerReceived(1, name: "x-late", value: "v")
+        machine.streamOpened(3, now: 0)
+        machine.headerReceived(3, name: ":method", value: "GET")
+        machine.headerReceived(3, name: ":path", value: "/b")
+        XCTAssertEqual(machine.headersComplete(3, endStream: true, now: 0), .dispatch(streamID: 3), "stream 1's 431 does not carry over")
+        let request = machine.takeRequest(3)
+        XCTAssertEqual(request?.path, "/b")
+        XCTAssertEqual(request?.headers.count, 0)
+        XCTAssertNil(machine.headersComplete(1, endStream: true, now: 0))
     }
 
     func testBodyArrivesInChunksAndDispatchesAtEndStream() {
