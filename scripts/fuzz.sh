@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Fuzzes the wire decoders with libFuzzer (coverage-guided, AddressSanitizer), each for a bounded
+# Fuzzes the wire decoders and the HTTP/2 request rules with libFuzzer (coverage-guided, AddressSanitizer), each for a bounded
 # time, seeded from the protocol's test vectors. Crashes are written to fuzz/crashes/<target>/.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [target ...]   targets: fuzz-json fuzz-protobuf
+#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [target ...]
+#   targets: fuzz-json fuzz-protobuf fuzz-h2-headers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh  # the headers the build needs, when missing
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz-json fuzz-protobuf)
+((${#targets[@]})) || targets=(fuzz-json fuzz-protobuf fuzz-h2-headers)
 export SWIFT_BACKTRACE=enable=no
 scratch=.build-fuzz
 for target in "${targets[@]}"; do
@@ -31,6 +32,10 @@ for target in "${targets[@]}"; do
                 [[ -e "$json" ]] && cp "$json" "$corpus/"
             done
             printf '{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]}]}' > "$corpus/seed.json" ;;
+        fuzz-h2-headers)
+            # One well-formed POST with a 2-byte body: stream 1 opened, :method POST, :scheme
+            # http, :path /p, :authority a, content-length 2, headers done, data, end of stream.
+            printf '\x00\x01\x01\x01\x07:method\x04POST\x01\x01\x07:scheme\x04http\x01\x01\x05:path\x02/p\x01\x01\x0a:authority\x01a\x01\x01\x0econtent-length\x012\x02\x01\x00\x03\x01\x02ab\x04\x01' > "$corpus/seed.bin" ;;
     esac
     echo "== $target: ${seconds}s"
     "$bin/$target" "$corpus" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \

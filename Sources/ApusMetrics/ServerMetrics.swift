@@ -283,6 +283,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             family("apus_junk_frames_total", "counter", "Empty, unknown, PRIORITY, RST_STREAM, PING and SETTINGS frames counted against connections.", [("", String(transport.junkFrames.current))])
             family("apus_goaway_enhance_your_calm_total", "counter", "Connections closed with GOAWAY ENHANCE_YOUR_CALM.", [("", String(transport.calmGoAways.current))])
             family("apus_limit_rejections_total", "counter", "Requests answered by the transport because a limit or timer tripped (408, 413, 431).", [("", String(transport.limitRejections.current))])
+            family("apus_malformed_requests_total", "counter", "HTTP/2 requests answered 400 by the transport for breaking HTTP/2's message rules (a bad or missing field, a body unlike its content-length).", [("", String(transport.malformedRequests.current))])
             family("apus_protocol_errors_total", "counter", "Connections closed because the peer broke the protocol.", [("", String(transport.protocolErrors.current))])
         }
         let process = ProcessStats.read()

@@ -1,4 +1,9 @@
 import ApusCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The application-side state of one HTTP/2 connection: its stream table, limits, timers, junk
 /// budget and drain. nghttp2 owns framing and flow control; this owns every decision nghttp2 does
@@ -49,9 +54,13 @@ struct HTTP2ConnectionStateMachine {
         var path = ""
         var fields = HTTPFields()
         var rejection: (status: Int, message: String)?
-        /// The content-length field's value as a number (nil: none, or not a number), read as the
-        /// field arrives so the limit check needs no lookup.
+        /// The content-length field's value, read as the field arrives so the limit and length
+        /// checks need no lookup (nil: none).
         var declaredLength: Int?
+        /// `PseudoField` bits of the pseudo-header fields (and `host`) seen, each allowed once.
+        var seen: UInt8 = 0
+        /// A regular field arrived: pseudo-header fields may no longer (RFC 9113 8.3).
+        var regularSeen = false
     }
 
     enum DrainState: Equatable { case active, noticeSent, finalGoAwaySent, closed }
@@ -77,11 +86,11 @@ struct HTTP2ConnectionStateMachine {
     /// is in progress: its fields collect here and move into their stream when it ends. A field
     /// then updates this one struct, not an entry of `streams` found by id (bounds- and
     /// uniqueness-checked at every access).
-    private var block = HeaderBlock()
+    var block = HeaderBlock()
     /// Repeated header names and values of this connection, made into strings once.
-    private var strings = HeaderStringCache()
+    var strings = HeaderStringCache()
     /// Request paths and the authority (kept apart so unique paths do not evict header values).
-    private var targets = HeaderStringCache(capacity: 4)
+    var targets = HeaderStringCache(capacity: 4)
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
     private var unwritableSince: Int64?
@@ -129,33 +138,32 @@ struct HTTP2ConnectionStateMachine {
         block.headerBytes += name.count + value.count
         block.headerCount += 1
         if block.headerBytes > limits.maxHeaderListBytes {
-            block.rejection = (431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
-            block.fields = HTTPFields()
+            reject(431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
         } else if block.headerCount > limits.maxHeaderCount {
-            block.rejection = (431, "request has more than \(limits.maxHeaderCount) header fields")
-            block.fields = HTTPFields()
+            reject(431, "request has more than \(limits.maxHeaderCount) header fields")
         } else if name.first == UInt8(ascii: ":") {
-            // nghttp2 lets through only valid request pseudo-headers (:method, :scheme,
-            // :authority, :path, :protocol), so length and second byte tell them apart.
-            switch (name.count, name.count > 1 ? name[1] : 0) {
-            case (7, UInt8(ascii: "m")): block.method = Self.method(value)
-            case (5, UInt8(ascii: "p")): block.path = targets.string(value)
-            case (10, UInt8(ascii: "a")): block.fields.appendLowercased(name: "host", value: targets.string(value))
-            default: break
-            }
+            pseudoFieldReceived(name: name, value: value)
         } else {
-            // HTTP/2 field names are lower case on the wire (nghttp2 rejects others). Known names
-            // come back as literals, so the content-length check compares a small string's bits.
-            let fieldName = strings.name(name)
-            if fieldName.utf8.count == 14, fieldName == "content-length" {
-                block.declaredLength = Self.decimal(value)
-            }
-            block.fields.appendLowercased(name: fieldName, value: strings.string(value))
+            regularFieldReceived(name: name, value: value)
         }
     }
 
+    /// Whether `bytes` are exactly `literal`'s.
+    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        guard let base = bytes.baseAddress else { return true }
+        return memcmp(base, literal.utf8Start, bytes.count) == 0
+    }
+
+    /// The block's request is malformed or over a limit: it is answered `status` once the block
+    /// ends, and nothing more of it is kept.
+    mutating func reject(_ status: Int, _ message: String) {
+        block.rejection = (status, message)
+        block.fields = HTTPFields()
+    }
+
     /// A non-negative decimal number, or nil (empty, other bytes, or beyond Int).
-    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         guard !bytes.isEmpty else { return nil }
         var n = 0
         for byte in bytes {
@@ -170,7 +178,7 @@ struct HTTP2ConnectionStateMachine {
     }
 
     /// The common methods as literals (free to hand out); others decoded.
-    private static func method(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+    static func method(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         switch bytes.count {
         case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"): return "GET"
         case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T"): return "POST"
@@ -193,7 +201,7 @@ struct HTTP2ConnectionStateMachine {
             // Moved in whole (a swap of two entries' words); `block` is left empty.
             swap(&streams[i].head, &block)
         }
-        if let rejection = streams[i].head.rejection {
+        if let rejection = streams[i].head.rejection ?? Self.missingField(seen: streams[i].head.seen) {
             streams[i].phase = .rejected
             return .respondWithError(streamID: id, status: rejection.status, message: rejection.message)
         }
@@ -202,7 +210,7 @@ struct HTTP2ConnectionStateMachine {
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
         streams[i].phase = .body
-        return endStream ? dispatch(at: i) : nil
+        return endStream ? endOfBody(at: i) : nil
     }
 
     /// A chunk of request body. Over the body limit: 413 and the rest is dropped.
@@ -212,6 +220,11 @@ struct HTTP2ConnectionStateMachine {
             streams[i].phase = .rejected
             streams[i].body = []
             return .respondWithError(streamID: id, status: 413, message: "request body exceeds the limit of \(limits.maxBodyBytes) bytes")
+        }
+        if let declared = streams[i].head.declaredLength, streams[i].body.count + bytes.count > declared {
+            streams[i].phase = .rejected
+            streams[i].body = []
+            return .respondWithError(streamID: id, status: 400, message: "request body is longer than its content-length of \(declared) bytes")
         }
         if streams[i].body.isEmpty {
             // Most bodies come in one DATA frame: one exact copy, not the generic append's
@@ -226,6 +239,19 @@ struct HTTP2ConnectionStateMachine {
     /// END_STREAM on a DATA frame (or trailers).
     mutating func endStreamReceived(_ id: Int32) -> Action? {
         guard let i = index(of: id), streams[i].phase == .body else { return nil }
+        return endOfBody(at: i)
+    }
+
+    /// The body is complete: dispatched, unless it is shorter than its content-length (RFC 9113
+    /// 8.1.1: malformed).
+    private mutating func endOfBody(at i: Int) -> Action {
+        if let declared = streams[i].head.declaredLength, streams[i].body.count != declared {
+            let received = streams[i].body.count
+            streams[i].phase = .rejected
+            streams[i].body = []
+            return .respondWithError(streamID: streams[i].id, status: 400,
+                                     message: "request body of \(received) bytes is shorter than its content-length of \(declared)")
+        }
         return dispatch(at: i)
     }
 

@@ -181,6 +181,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         // RFC 7540 priorities are deprecated (RFC 9113 5.3) and unused here: nghttp2 then keeps
         // no dependency tree and no closed streams for it (work per stream on every request).
         nghttp2_option_set_no_closed_streams(option, 1)
+        // HTTP/2's message rules are checked by HTTP2ConnectionStateMachine as the fields arrive
+        // (see its MessageRules): nghttp2's own pass over the same fields cost ~2k instructions
+        // a request. Malformed requests are answered 400 naming the field.
+        nghttp2_option_set_no_http_messaging(option, 1)
         for type in UInt8(10)...UInt8(255) { nghttp2_option_set_user_recv_extension_type(option, type) }
 
         var created: OpaquePointer?
@@ -454,7 +458,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             let sink = self.sink ?? makeSink(context: context)
             responder.respond(to: request, context: requestContext, writer: ResponseWriter(sink: sink, token: Int64(streamID)))
         case .respondWithError(let streamID, let status, let message):
-            stats.limitRejections.add(1)
+            if status == 400 { stats.malformedRequests.add(1) } else { stats.limitRejections.add(1) }
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
         case .goAwayAndClose(let errorCode, let reason):
             logger.info("closing HTTP/2 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])

@@ -19,6 +19,10 @@ public final class TransportStats: Sendable {
     public let calmGoAways = Counter()
     /// Requests answered by the transport itself because a limit or timer tripped (408/413/431).
     public let limitRejections = Counter()
+    /// HTTP/2 requests answered 400 by the transport because their header block or body broke
+    /// HTTP/2's message rules (RFC 9113 8.1.1, 8.2, 8.3): a bad field, a missing pseudo-header
+    /// field, a body unlike its content-length.
+    public let malformedRequests = Counter()
     /// Connections closed because the peer broke the protocol.
     public let protocolErrors = Counter()
     /// HTTP/2 streams begun by clients.
