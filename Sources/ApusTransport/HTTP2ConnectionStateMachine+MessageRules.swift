@@ -25,10 +25,6 @@ extension HTTP2ConnectionStateMachine {
         static let scheme: UInt8 = 4
         /// An authority: host, port, userinfo and IP literals (RFC 3986 3.2).
         static let authority: UInt8 = 8
-        /// A path: no space, control or DEL.
-        static let path: UInt8 = 16
-        /// A field value (RFC 9113 8.2.1): no control byte but tab, no DEL.
-        static let value: UInt8 = 32
     }
 
     /// `ByteClass` bits of every byte value, built once.
@@ -42,10 +38,6 @@ extension HTTP2ConnectionStateMachine {
         mark(upper, ByteClass.method)
         mark("+-." + digits + lower + upper, ByteClass.scheme)
         mark("-._~!$&'()*+,;=:@[]%" + digits + lower + upper, ByteClass.authority)
-        for byte in 0..<256 {
-            if byte > 0x20 && byte != 0x7F { table[byte] |= ByteClass.path }
-            if (byte >= 0x20 || byte == 0x09) && byte != 0x7F { table[byte] |= ByteClass.value }
-        }
         return table
     }()
 
@@ -85,7 +77,7 @@ extension HTTP2ConnectionStateMachine {
         case PseudoField.path:
             // Origin form ("/...") or "*" (OPTIONS).
             guard let first = value.first, first == UInt8(ascii: "/") || (value.count == 1 && first == UInt8(ascii: "*")),
-                  Self.all(value, are: ByteClass.path) else {
+                  Self.noControlBytes(value, below: 0x21, tabAllowed: false) else {
                 return reject(400, ":path \(Self.printable(value)) is not an origin-form path")
             }
             block.path = targets.string(value)
@@ -130,23 +122,33 @@ extension HTTP2ConnectionStateMachine {
     /// A field value (RFC 9113 8.2.1): no NUL, CR, LF or other control bytes except tab, and no
     /// space or tab at either end.
     static func isValidValue(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = value.baseAddress, let first = value.first, let last = value.last else { return true }
-        guard first != 0x20 && first != 0x09 && last != 0x20 && last != 0x09 else { return false }
-        // Eight bytes at a time (values are most of a block's bytes): a word with no byte under
-        // 0x20 and none equal to 0x7F is fine. A word that may hold one (a tab is allowed) is left,
-        // with the rest, to the byte-by-byte check.
+        guard let first = value.first, let last = value.last else { return true }
+        return first != 0x20 && first != 0x09 && last != 0x20 && last != 0x09 && noControlBytes(value, below: 0x20, tabAllowed: true)
+    }
+
+    /// Whether `bytes` has no byte under `floor` (but a tab, when allowed) and no DEL (0x7F).
+    /// Eight bytes at a time (values and paths are most of a block's bytes): a word with no such
+    /// byte is fine; from a word that may hold one, the rest is checked byte by byte.
+    static func noControlBytes(_ bytes: UnsafeBufferPointer<UInt8>, below floor: UInt8, tabAllowed: Bool) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let raw = UnsafeRawPointer(base)
         var i = 0
-        while i + 8 <= value.count {
+        while i + 8 <= bytes.count {
             let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            let delBytes = word ^ (ones &* 0x7F)
-            let under0x20 = (word &- ones &* 0x20) & ~word & highs
-            let zeroed = (delBytes &- ones) & ~delBytes & highs
-            guard under0x20 | zeroed == 0 else { break }
+            // A byte under `floor` (<= 0x80): its high bit survives the subtraction of `floor`
+            // from every byte and is clear in the word. DEL: a zero byte once xor-ed with 0x7F.
+            let del = word ^ (ones &* 0x7F)
+            let suspicious = ((word &- ones &* UInt64(floor)) & ~word & highs) | ((del &- ones) & ~del & highs)
+            guard suspicious == 0 else { break }
             i += 8
         }
-        return all(UnsafeBufferPointer(rebasing: value[i...]), are: ByteClass.value)
+        while i < bytes.count {
+            let byte = bytes[i]
+            if (byte < floor && !(tabAllowed && byte == 0x09)) || byte == 0x7F { return false }
+            i += 1
+        }
+        return true
     }
 
     /// What a complete block lacks to be a request (RFC 9113 8.3.1): :method, :scheme and :path,

@@ -417,6 +417,21 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         XCTAssertTrue([UInt8]().withUnsafeBufferPointer { Machine.isValidValue($0) }, "an empty value is allowed")
     }
 
+    func testPathCheckAgreesWithTheRuleForEveryByteAtEveryPosition() {
+        for length in [2, 9, 17] {
+            for position in 1..<length {
+                for byte in 0...255 {
+                    var path = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    path[0] = UInt8(ascii: "/")
+                    path[position] = UInt8(byte)
+                    let expected = byte > 0x20 && byte != 0x7F
+                    XCTAssertEqual(path.withUnsafeBufferPointer { Machine.noControlBytes($0, below: 0x21, tabAllowed: false) }, expected,
+                                   "byte \(byte) at \(position) of \(length)")
+                }
+            }
+        }
+    }
+
     func testNamesAreLowerCaseTokensByteForByte() {
         let token = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz".utf8)
         for byte in 0...255 {
