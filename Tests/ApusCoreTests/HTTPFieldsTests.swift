@@ -14,6 +14,14 @@ final class HTTPFieldsTests: XCTestCase {
         // Same length as a present field, other bytes.
         XCTAssertNil(fields[lowercased: "b"])
         XCTAssertNil(fields[lowercased: String(repeating: "b", count: 65)])
+        // Names of one length (one filter bit), told apart by their bytes.
+        var sameLength = HTTPFields()
+        for byte in UInt8(ascii: "a")...UInt8(ascii: "z") where byte % 2 == 0 {
+            sameLength.appendLowercased(name: String(UnicodeScalar(byte)) + "-twelve-byte", value: String(byte))
+        }
+        for byte in UInt8(ascii: "a")...UInt8(ascii: "z") {
+            XCTAssertEqual(sameLength[lowercased: String(UnicodeScalar(byte)) + "-twelve-byte"], byte % 2 == 0 ? String(byte) : nil)
+        }
     }
 
     func testReplacingAFieldForgetsTheOldOneAndLookupsStayCaseInsensitive() {
