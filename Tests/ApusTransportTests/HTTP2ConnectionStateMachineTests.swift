@@ -63,11 +63,7 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         var machine = Machine(limits: limits(), now: 0)
         // Header blocks one after the other (HTTP/2 never interleaves them); bodies still open.
         for id in [1, 3, 5, 7, 9] as [Int32] {
-            machine.streamOpened(id, now: 0)
-            machine.headerReceived(id, name: ":method", value: "POST")
-            machine.headerReceived(id, name: ":path", value: "/s\(id)")
-            machine.headerReceived(id, name: ":scheme", value: "http")
-            machine.headerReceived(id, name: ":authority", value: "localhost")
+            openHead(&machine, id, method: "POST", path: "/s\(id)")
             XCTAssertNil(machine.headersComplete(id, endStream: false, now: 0))
         }
         XCTAssertFalse(machine.streamClosed(1, now: 0).wasPending)
@@ -85,11 +81,7 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
 
     func testFieldsOfAnotherStreamThanTheBlockInProgressAreIgnoredAndTrailersDoNotChangeTheRequest() {
         var machine = Machine(limits: limits(), now: 0)
-        machine.streamOpened(1, now: 0)
-        machine.headerReceived(1, name: ":method", value: "POST")
-        machine.headerReceived(1, name: ":path", value: "/a")
-        machine.headerReceived(1, name: ":scheme", value: "http")
-        machine.headerReceived(1, name: ":authority", value: "localhost")
+        openHead(&machine, 1, method: "POST", path: "/a")
         machine.headerReceived(1, name: "x-kept", value: "1")
         XCTAssertNil(machine.headersComplete(1, endStream: false, now: 0))
         // Trailers: a second block on stream 1, not opened as a request.
@@ -108,11 +100,7 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         for i in 0..<5 { machine.headerReceived(1, name: "x-\(i)", value: "v") }
         XCTAssertFalse(machine.streamClosed(1, now: 0).wasPending)
         machine.headerReceived(1, name: "x-late", value: "v")
-        machine.streamOpened(3, now: 0)
-        machine.headerReceived(3, name: ":method", value: "GET")
-        machine.headerReceived(3, name: ":path", value: "/b")
-        machine.headerReceived(3, name: ":scheme", value: "http")
-        machine.headerReceived(3, name: ":authority", value: "localhost")
+        openHead(&machine, 3, method: "GET", path: "/b")
         XCTAssertEqual(machine.headersComplete(3, endStream: true, now: 0), .dispatch(streamID: 3), "stream 1's 431 does not carry over")
         let request = machine.takeRequest(3)
         XCTAssertEqual(request?.path, "/b")
@@ -122,11 +110,7 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
 
     func testBodyArrivesInChunksAndDispatchesAtEndStream() {
         var machine = Machine(limits: limits(), now: 0)
-        machine.streamOpened(3, now: 0)
-        machine.headerReceived(3, name: ":method", value: "POST")
-        machine.headerReceived(3, name: ":path", value: "/x")
-        machine.headerReceived(3, name: ":scheme", value: "http")
-        machine.headerReceived(3, name: ":authority", value: "localhost")
+        openHead(&machine, 3, method: "POST", path: "/x")
         XCTAssertNil(machine.headersComplete(3, endStream: false, now: 0))
         for chunk in [[1, 2], [3], [4, 5, 6]] as [[UInt8]] {
             XCTAssertNil(chunk.withUnsafeBytes { machine.dataReceived(3, $0) })
@@ -356,6 +340,7 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
             ([(":method", "GET"), (":scheme", "1http"), (":path", "/"), (":authority", "a")], ":scheme \"1http\""),
             ([(":method", "GET"), (":scheme", "ht tp"), (":path", "/"), (":authority", "a")], ":scheme \"ht tp\""),
             ([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a/b")], ":authority \"a/b\""),
+            ([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "")], ":authority \"\""),
             ([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a\r\nb")], ":authority \"a\\x0d\\x0ab\""),
         ]
         for (fields, mentions) in cases {
