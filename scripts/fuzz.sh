@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the wire decoders and the HTTP/2 request rules with libFuzzer (coverage-guided, AddressSanitizer), each for a bounded
-# time, seeded from the protocol's test vectors. Crashes are written to fuzz/crashes/<target>/.
+# Fuzzes the wire decoders and the HTTP/2 request rules with libFuzzer (coverage-guided,
+# AddressSanitizer), each for a bounded time, seeded from the protocol's test vectors (the rules
+# from one well-formed request). Crashes are written to fuzz/crashes/<target>/.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [target ...]
 #   targets: fuzz-json fuzz-protobuf fuzz-h2-headers
 set -euo pipefail
