@@ -50,18 +50,22 @@ public enum HTTP2EventFuzzing {
         return dispatched
     }
 
+    /// Lower-case token bytes (RFC 9110 5.1, RFC 9113 8.2.1).
+    private static let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+
     /// 1 when `action` dispatched a request (checked), else 0.
     private static func check(_ action: HTTP2ConnectionStateMachine.Action?, _ machine: inout HTTP2ConnectionStateMachine) -> Int {
         guard case .dispatch(let stream)? = action else { return 0 }
         guard let request = machine.takeRequest(stream) else { preconditionFailure("a dispatched request could not be taken") }
-        var method = request.method
-        method.withUTF8 { precondition(!$0.isEmpty && HTTP2ConnectionStateMachine.all($0, are: HTTP2ConnectionStateMachine.ByteClass.method), "method") }
+        // The rules spelled out again, independently of the classifiers under test.
+        precondition(!request.method.isEmpty && request.method.utf8.allSatisfy { tokenBytes.contains($0) || (0x41...0x5A).contains($0) }, "method")
         precondition(request.path.hasPrefix("/") || request.path == "*", "path")
         if let length = request.headers[lowercased: "content-length"] { precondition(Int(length) == request.body.count, "content-length") }
         for field in request.headers {
-            var name = field.name, value = field.value
-            name.withUTF8 { precondition(!$0.isEmpty && HTTP2ConnectionStateMachine.all($0, are: HTTP2ConnectionStateMachine.ByteClass.name), "name") }
-            value.withUTF8 { precondition(HTTP2ConnectionStateMachine.isValidValue($0), "value of \(field.name)") }
+            precondition(!field.name.isEmpty && field.name.utf8.allSatisfy { tokenBytes.contains($0) }, "name")
+            let value = Array(field.value.utf8)
+            precondition(value.allSatisfy { ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }, "value of \(field.name)")
+            precondition(value.first.map { $0 != 0x20 && $0 != 0x09 } ?? true && value.last.map { $0 != 0x20 && $0 != 0x09 } ?? true, "ends of \(field.name)")
         }
         return 1
     }
