@@ -135,7 +135,11 @@ public enum BundleLoader {
                 continue
             }
             let dims = (input.shape ?? [nil, 1]).enumerated().map { i, d in d ?? (i == 0 ? 1 : 1) }
-            let count = dims.reduce(1, *)
+            // The model file declares these dimensions: a product beyond what a request may send
+            // (10^8 elements) fails the load rather than trapping or allocating gigabytes.
+            guard let count = Tensor.boundedElementCount(dims) else {
+                throw ApusError(.badRequest, "\(directory): input \(input.name) declares shape \(dims), more than 10^8 elements a row")
+            }
             let data: Tensor.Data = switch input.elementType ?? .float32 {
             case .float64: .float64(Array(repeating: 0, count: count))
             case .int64: .int64(Array(repeating: 0, count: count))

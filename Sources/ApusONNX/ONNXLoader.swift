@@ -117,8 +117,11 @@ public enum ONNXLoader {
             throw RuntimeError("\(context): external tensor data is not supported")
         }
         let shape = proto.dims.map { Int($0) }
-        guard proto.dims.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }) else { throw RuntimeError("\(context): invalid dims \(proto.dims)") }
-        let count = shape.reduce(1, *)
+        // Each dimension is bounded, their product too: a corrupt or hostile model file must fail
+        // its load, not trap in a multiplication and take the serving process with it.
+        guard proto.dims.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }), let count = Tensor.elementCount(shape), count < 1 << 40 else {
+            throw RuntimeError("\(context): invalid dims \(proto.dims)")
+        }
         let raw = proto.rawData
         func fromRaw<T>(_: T.Type) throws -> [T] {
             guard raw.count == count * MemoryLayout<T>.size else {

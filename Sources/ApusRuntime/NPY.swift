@@ -32,7 +32,8 @@ public enum NPY {
         }
         let shape = header[shapeStart.upperBound..<shapeEnd].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let body = Array(bytes[(headerStart + headerLength)...])
-        let count = shape.reduce(1, *)
+        // Checked: the header is the file's word, and an overflowing product would trap.
+        guard let count = Tensor.elementCount(shape) else { throw fail("shape \(shape) is invalid") }
         let size: Int
         switch descr {
         case "<f4", "<i4": size = 4

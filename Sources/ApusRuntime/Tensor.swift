@@ -42,12 +42,42 @@ public struct Tensor: Sendable, Equatable {
     public var data: Data
 
     public init(shape: [Int], data: Data) throws {
-        let expected = shape.reduce(1, *)
-        guard shape.allSatisfy({ $0 >= 0 }), expected == data.count else {
+        guard let expected = Self.elementCount(shape) else {
+            throw RuntimeError("shape \(shape) has a negative dimension or more elements than an Int counts")
+        }
+        guard expected == data.count else {
             throw RuntimeError("shape \(shape) holds \(expected) elements but \(data.count) were given")
         }
         self.shape = shape
         self.data = data
+    }
+
+    /// The most elements a tensor from outside the process (a request, an answer, a bundle's
+    /// declared input) may hold: 10^8 (proto-spec/PROTOCOL.md section 3).
+    public static let maxElements = 100_000_000
+
+    /// `elementCount(shape)`, provided the shape stays within `maxElements` with its empty
+    /// dimensions counted as 1; nil otherwise. The second rule matters: [0, 10^9, 10^9] holds no
+    /// elements, yet the width of its rows (the product of the dimensions after the first) is
+    /// 10^18, and widths and row counts are computed from shapes everywhere.
+    public static func boundedElementCount(_ shape: [Int]) -> Int? {
+        guard let span = elementCount(shape.lazy.map { $0 == 0 ? 1 : $0 }), span <= maxElements else { return nil }
+        return elementCount(shape)
+    }
+
+    /// The number of elements a tensor of `shape` holds; nil when a dimension is negative or the
+    /// product overflows `Int`. Shapes arrive in requests, answers and bundle files, and a plain
+    /// `reduce(1, *)` traps on overflow: one request with dimensions whose product passes 2^63
+    /// ended the whole server. A zero dimension after an overflowing prefix still gives nil.
+    public static func elementCount<Shape: Sequence<Int>>(_ shape: Shape) -> Int? {
+        var count = 1
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { return nil }
+            count = product
+        }
+        return count
     }
 
     /// For kernels that computed a matching shape themselves.

@@ -338,11 +338,11 @@ struct Reshape: Kernel {
         let requested = try required(inputs, 1, name).int64s()
         var shape = requested.enumerated().map { i, d in d == 0 && i < x.shape.count ? x.shape[i] : Int(d) }
         if let inferred = shape.firstIndex(of: -1) {
-            let known = shape.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+            let known = Tensor.elementCount(shape.enumerated().lazy.filter { $0.offset != inferred }.map(\.element)) ?? 0
             guard known > 0, x.count % known == 0 else { throw RuntimeError("node \(name): cannot reshape \(x.shape) to \(requested)") }
             shape[inferred] = x.count / known
         }
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == x.count else { throw RuntimeError("node \(name): cannot reshape \(x.shape) to \(requested)") }
+        guard Tensor.elementCount(shape) == x.count else { throw RuntimeError("node \(name): cannot reshape \(x.shape) to \(requested)") }
         return [Tensor(unchecked: shape, x.data)]
     }
 }

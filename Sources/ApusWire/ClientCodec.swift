@@ -82,14 +82,23 @@ public enum ClientCodec {
             guard case .string(let name)? = out["name"], case .string(let datatype)? = out["datatype"], case .array(let dims)? = out["shape"] else {
                 throw ApusError(.internalError, "an output lacks name, datatype or shape")
             }
-            let shape = dims.compactMap { v -> Int? in if case .number(let d) = v { return Int(d) } else { return nil } }
+            // Int(exactly:), never Int(_:): a server's answer is input too, and Int(_:) traps on a
+            // value beyond Int's range (1e300 is valid JSON).
+            let shape = try dims.map { dim -> Int in
+                guard case .number(let d) = dim, let n = Int(exactly: d), n >= 0 else {
+                    throw ApusError(.internalError, "output \(name): shape must hold non-negative integers")
+                }
+                return n
+            }
+            guard let count = Tensor.boundedElementCount(shape) else { throw ApusError(.internalError, "output \(name): shape \(shape) holds more than 10^8 elements") }
             if case .number(let size)? = out["parameters"]?["binary_data_size"] {
-                let n = Int(size)
-                guard offset + n <= body.count else { throw ApusError(.internalError, "binary output \(name) runs past the body") }
+                guard let n = Int(exactly: size), n >= 0, n <= body.count - offset else {
+                    throw ApusError(.internalError, "binary output \(name) runs past the body")
+                }
                 outputs.append(.init(name: name, tensor: try KServeJSONCodec.binaryTensor(Array(body[offset..<(offset + n)]), datatype: datatype, shape: shape, name: name)))
                 offset += n
             } else if let data = out["data"] {
-                outputs.append(.init(name: name, tensor: try KServeJSONCodec.jsonTensor(data, datatype: datatype, shape: shape, count: shape.reduce(1, *), name: name)))
+                outputs.append(.init(name: name, tensor: try KServeJSONCodec.jsonTensor(data, datatype: datatype, shape: shape, count: count, name: name)))
             }
         }
         var version = -1
@@ -102,7 +111,10 @@ public enum ClientCodec {
         if case .string(let s)? = json["parameters"]?["variant"] { variant = s }
         var labels: [Int64]?
         if case .array(let values)? = json["class_labels"] {
-            labels = values.compactMap { if case .number(let d) = $0 { return Int64(d) } else { return nil } }
+            labels = try values.map {
+                guard case .number(let d) = $0, let label = Int64(exactly: d) else { throw ApusError(.internalError, "class_labels must hold integers") }
+                return label
+            }
         }
         return InferResponse(model: model, version: version, variant: variant, id: id, outputs: outputs, classLabels: labels)
     }

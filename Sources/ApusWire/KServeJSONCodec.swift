@@ -31,21 +31,28 @@ public enum KServeJSONCodec {
             var shape: [Int] = []
             for dim in shapeValues {
                 guard case .number(let d) = dim, d >= 0, d == d.rounded(), d < 1e9 else {
-                    throw ApusError(.badRequest, "input \(name): shape must hold non-negative integers")
+                    throw ApusError(.badRequest, "input \(name): shape must hold non-negative integers below 10^9")
                 }
                 shape.append(Int(d))
             }
-            let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-            guard count <= 100_000_000 else { throw ApusError(.payloadTooLarge, "input \(name): shape \(shape) is too large") }
+            // Checked, not wrapped: a product that wrapped to a small number passed this bound
+            // and then trapped where the tensor was built.
+            guard let count = Tensor.boundedElementCount(shape) else {
+                throw ApusError(.badRequest, "input \(name): shape \(shape) holds more than 10^8 elements")
+            }
             let tensor: Tensor
             if case .number(let size)? = input["parameters"]?["binary_data_size"] {
                 guard jsonLength != nil else {
                     throw ApusError(.badRequest, "input \(name): binary_data_size needs the Inference-Header-Content-Length header")
                 }
-                let n = Int(size)
-                guard n >= 0, binaryOffset + n <= body.count else {
-                    throw ApusError(.badRequest, "input \(name): binary_data_size \(n) runs past the end of the body")
+                guard size >= 0, size == size.rounded() else {
+                    throw ApusError(.badRequest, "input \(name): binary_data_size must be a whole number of bytes, got \(JSONValue.format(size))")
                 }
+                // Compared as a Double: Int(_:) traps beyond Int's range, and 1e300 is valid JSON.
+                guard size <= Double(body.count - binaryOffset) else {
+                    throw ApusError(.badRequest, "input \(name): binary_data_size \(JSONValue.format(size)) runs past the end of the body")
+                }
+                let n = Int(size)
                 tensor = try binaryTensor(Array(body[binaryOffset..<(binaryOffset + n)]), datatype: datatype, shape: shape, name: name)
                 binaryOffset += n
             } else {
@@ -57,19 +64,40 @@ public enum KServeJSONCodec {
         guard binaryOffset == body.count else {
             throw ApusError(.badRequest, "\(body.count - binaryOffset) bytes after the last binary input")
         }
+        // Optional fields of the wrong type are refused, not ignored: a client that sent
+        // `"outputs": "label"` or a numeric id would otherwise get all outputs, or another id,
+        // without a word.
         var requested: [String: Bool] = [:]
-        if case .array(let outputs)? = json["outputs"] {
+        switch json["outputs"] {
+        case nil, .null?: break
+        case .array(let outputs)?:
             for (index, output) in outputs.enumerated() {
                 guard case .string(let name)? = output["name"] else { throw ApusError(.badRequest, "outputs[\(index)].name must be a string") }
-                if case .bool(let binary)? = output["parameters"]?["binary_data"] { requested[name] = binary } else { requested[name] = false }
+                switch output["parameters"]?["binary_data"] {
+                case nil, .null?: requested[name] = false
+                case .bool(let binary)?: requested[name] = binary
+                default: throw ApusError(.badRequest, "outputs[\(index)].parameters.binary_data must be true or false")
+                }
             }
+        default: throw ApusError(.badRequest, "\"outputs\" must be an array")
         }
-        var id: String?
-        if case .string(let s)? = json["id"] { id = s }
-        var routingKey: String?
-        if case .string(let s)? = json["parameters"]?["routing_key"] { routingKey = s }
+        switch json["parameters"] {
+        case nil, .null?, .object?: break
+        default: throw ApusError(.badRequest, "\"parameters\" must be an object")
+        }
+        let id = try optionalString(json["id"], field: "id")
+        let routingKey = try optionalString(json["parameters"]?["routing_key"], field: "parameters.routing_key")
         return InferRequest(model: model, version: version, id: id, routingKey: routingKey, inputs: decoded, requestedOutputs: requested,
                             timeoutMicroseconds: try timeout(json["parameters"]?["timeout"]))
+    }
+
+    /// A string field's value; nil when absent or null; a 400 naming `field` for any other type.
+    static func optionalString(_ value: JSONValue?, field: String) throws -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw ApusError(.badRequest, "\"\(field)\" must be a string")
+        }
     }
 
     /// `parameters.timeout`: whole microseconds, as Triton's clients send it; 0 means none
@@ -93,7 +121,9 @@ public enum KServeJSONCodec {
 
     public static func jsonTensor(_ data: JSONValue, datatype: String, shape: [Int], count: Int, name: String) throws -> Tensor {
         var flat: [JSONValue] = []
-        flat.reserveCapacity(count)
+        // Capped: `count` is what the shape claims, not what the body holds, and a short body
+        // claiming 10^8 values must not reserve gigabytes before the mismatch is found.
+        flat.reserveCapacity(min(count, 1 << 16))
         try flatten(data, into: &flat, name: name)
         guard flat.count == count else {
             throw ApusError(.badRequest, "input \(name): shape \(shape) needs \(count) values, data has \(flat.count)")
@@ -135,7 +165,9 @@ public enum KServeJSONCodec {
     }
 
     public static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], name: String) throws -> Tensor {
-        let count = shape.reduce(1, *)
+        guard let count = Tensor.boundedElementCount(shape) else {
+            throw ApusError(.badRequest, "input \(name): shape \(shape) holds more than 10^8 elements")
+        }
         let size: Int
         switch datatype {
         case "FP32", "INT32": size = 4

@@ -76,12 +76,11 @@ public enum ProtobufCodec {
     static func decodeTensor(_ tensor: borrowing WireInferRequest.Input, index: Int) throws -> Tensor {
         guard !tensor.name.isEmpty else { throw ApusError(.badRequest, "inputs[\(index)].name is empty") }
         var name: String { "input \(tensor.name)" }
-        var count = 1
-        for dim in tensor.shape {
-            guard dim >= 0, dim < 1 << 31 else { throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension") }
-            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
-            guard !overflow, product <= 100_000_000 else { throw ApusError(.payloadTooLarge, "\(name): shape \(tensor.shape) is too large") }
-            count = product
+        for dim in tensor.shape where dim < 0 || dim >= 1 << 31 {
+            throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension")
+        }
+        guard let count = Tensor.boundedElementCount(tensor.shape) else {
+            throw ApusError(.badRequest, "\(name): shape \(tensor.shape) holds more than 10^8 elements")
         }
         let shape = tensor.shape
         let typeName = Self.name(tensor.datatype)

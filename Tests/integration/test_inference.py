@@ -147,6 +147,14 @@ def test_protobuf_infer_with_pythons_generated_code(server, pb):
     # Truncated body.
     r = httpx.post(f"{server.url}/v2/models/churn/infer", content=req.SerializeToString()[:-3], headers={"content-type": "application/x-protobuf"}, timeout=10)
     assert r.status_code == 400
+    # Shapes whose product overflows or hides behind a 0: 400 naming the tensor, and the server goes on.
+    for shape in ([1 << 30, 1 << 30], [0, (1 << 31) - 1, (1 << 31) - 1]):
+        del t.shape[:]
+        t.shape.extend(shape)
+        t.raw_contents = b""
+        r = httpx.post(f"{server.url}/v2/models/churn/infer", content=req.SerializeToString(), headers={"content-type": "application/x-protobuf"}, timeout=10)
+        assert r.status_code == 400 and "input input: shape" in pb.Error.FromString(r.content).message, shape
+    assert httpx.get(f"{server.url}/v2/health/live", timeout=5).status_code == 200
 
 
 def test_concurrent_single_row_protobuf_requests_each_get_their_own_rows_answer(server, pb):
@@ -220,6 +228,14 @@ def test_metadata_readiness_versions_and_labels(server):
     ("not JSON", dict(raw=b"\x00\x01garbage"), 400, "JSON"),
     ("bad content type", dict(raw=b"{}", headers={"content-type": "text/csv"}), 415, "text/csv"),
     ("bad datatype", dict(body={"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP17", "data": [0] * 20}]}), 400, "FP17"),
+    # The product is 2^64: it wrapped to 0 and passed the 10^8 bound, then trapped and ended the server.
+    ("shape wrapping to 0", dict(body={"inputs": [{"name": "input", "shape": [4194304, 2097152, 2097152], "datatype": "FP32", "data": []}]}),
+     400, "input input: shape"),
+    ("empty shape, rows 10^18 wide", dict(body={"inputs": [{"name": "input", "shape": [0, 999999999, 999999999], "datatype": "FP32", "data": []}]}),
+     400, "input input: shape"),
+    ("binary_data_size 1e300", dict(raw=b'{"inputs":[{"name":"input","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":1e300}}]}\0\0\0\0',
+                                    headers={"content-type": "application/octet-stream", "inference-header-content-length": "99"}),
+     400, "binary_data_size"),
 ])
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_keeps_serving(server, case, kwargs, status, needle):
     model = kwargs.get("url_model", "churn")
