@@ -172,7 +172,7 @@ let package = Package(
         .executableTarget(name: "example-client", dependencies: ["ApusClient", "ApusInference", "ApusRuntime"], path: "examples/swift"),
         // Fuzz targets for the two decoders and the HTTP/2 request rules (scripts/fuzz.sh); plain
         // builds are corpus runners.
-        .executableTarget(name: "fuzz-json", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzJSON"),
+        .executableTarget(name: "fuzz-json", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzJSON", exclude: ["kserve.dict"]),
         .executableTarget(name: "fuzz-protobuf", dependencies: ["ApusWire", "ApusInference"], path: "Tests/Fuzz/FuzzProtobuf"),
         .executableTarget(name: "fuzz-h2-headers", dependencies: ["ApusTransport"], path: "Tests/Fuzz/FuzzHTTP2Headers"),
         .testTarget(name: "ApusLoadTestTests", dependencies: ["ApusLoadTest", "ApusCore"]),

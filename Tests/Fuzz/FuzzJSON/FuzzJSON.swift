@@ -13,6 +13,8 @@ func fuzzOne(_ bytes: [UInt8]) {
         _ = try? KServeJSONCodec.decodeRequest(Array(bytes.dropFirst()), jsonLength: Int(first), model: "m", version: .version(1))
     }
     _ = try? JSONValue.parse(bytes)
+    // The client reads answers through the same JSON: a hostile server must not crash it.
+    _ = try? ClientCodec.decodeResponse(status: 200, contentType: "application/json", body: bytes)
 }
 
 #if FUZZING
