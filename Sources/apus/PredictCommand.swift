@@ -23,14 +23,30 @@ struct PredictCommand: AsyncParsableCommand {
     @Option(help: "Wire format: protobuf or json.") var format = "protobuf"
     @Option(help: "Deadline in milliseconds.") var timeoutMs: Int?
 
+    /// Rows of numbers from '0.1,0.2;0.3,0.4' or CSV lines. An empty field is a missing value
+    /// (NaN, which tree models route by their missing-value rules); any other text that is not a
+    /// number is refused, naming it: it used to become NaN too, so a CSV header line or a typo
+    /// was sent as missing values without a word.
+    static func parseRows(_ text: String) throws -> [[Float]] {
+        let lines = text.split(whereSeparator: { $0 == ";" || $0.isNewline }).filter { !$0.allSatisfy(\.isWhitespace) }
+        return try lines.enumerated().map { r, line in
+            try line.split(separator: ",", omittingEmptySubsequences: false).enumerated().map { c, field in
+                let value = field.trimmingCharacters(in: .whitespaces)
+                if value.isEmpty { return .nan }
+                guard let number = Float(value) else {
+                    throw ValidationError("--features: row \(r + 1), value \(c + 1): \"\(value)\" is not a number")
+                }
+                return number
+            }
+        }
+    }
+
     func run() async throws {
         let wire: WireFormat = format == "json" ? .json : .protobuf
         let client = ApusClient(host: host, port: port, format: wire)
         defer { Task { await client.close() } }
         let text = features.hasPrefix("@") ? try String(contentsOfFile: String(features.dropFirst()), encoding: .utf8) : features
-        let rows = text.split(whereSeparator: { $0 == ";" || $0.isNewline }).map { row in
-            row.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) ?? .nan }
-        }.filter { !$0.isEmpty }
+        let rows = try Self.parseRows(text)
         guard let width = rows.first?.count, rows.allSatisfy({ $0.count == width }) else {
             throw ValidationError("--features: every row needs the same number of values")
         }

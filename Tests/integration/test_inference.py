@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from apus_h2 import H2Client
+from apus_net import free_port
 from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
@@ -619,6 +620,16 @@ def test_python_client_written_from_the_spec_gets_the_same_answer_as_the_swift_c
         assert answer["version"] == "1" and answer["class_labels"] == [0, 1]
         http1 = client.infer_json_http1("churn", rows)
         assert http1["model_name"] == "churn"
+        # The CLI: an empty field is a missing value; any other text that is not a number is refused, named.
+        def predict(features, port=server.port):
+            return subprocess.run([str(apus_binary()), "predict", "--port", str(port), "--model", "churn", "--features", features],
+                                  capture_output=True, text=True, timeout=30)
+        assert predict("12,,3,1,0,845.2,2,0").returncode == 0
+        bad = predict("12,70.5,3,1,0,845.2,2,0;40,x,0,0,1,1200,3,0")
+        assert bad.returncode != 0 and 'row 2, value 2: "x" is not a number' in bad.stderr, bad.stderr
+        closed = free_port()
+        refused = predict("12,70.5,3,1,0,845.2,2,0", port=closed)
+        assert refused.returncode != 0 and f"cannot connect to 127.0.0.1:{closed}: connection refused" in refused.stderr, refused.stderr
     finally:
         server.kill()
 
