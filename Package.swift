@@ -203,6 +203,7 @@ let package = Package(
             dependencies: [
                 "ApusCore", "ApusTransport", "ApusServer",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

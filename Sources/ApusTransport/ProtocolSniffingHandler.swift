@@ -13,6 +13,12 @@ final class ProtocolSniffingHandler: ChannelInboundHandler, RemovableChannelHand
 
     private var sniffer = PrefaceSniffer()
     private var buffered: ByteBuffer?
+    /// Set once the protocol's handlers are installed. From then on reads pass through: NIO may
+    /// deliver one re-entrantly while the buffered bytes are still being handled (a write that
+    /// fails reads the socket to learn why), before this handler has left the pipeline. Sniffing
+    /// that read again installed a second set of handlers in front of the first, and the next
+    /// request crashed the server (an HTTP/1.1 client that pipelined 200 requests and closed).
+    private var decided = false
     private var deadline: Scheduled<Void>?
     private let limits: TransportLimits
     private let install: (PrefaceSniffer.Verdict, ChannelHandlerContext) throws -> Void
@@ -45,6 +51,7 @@ final class ProtocolSniffingHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !decided else { return context.fireChannelRead(data) }
         var incoming = unwrapInboundIn(data)
         let verdict = sniffer.feed(incoming.readableBytesView)
         if buffered == nil {
@@ -57,6 +64,7 @@ final class ProtocolSniffingHandler: ChannelInboundHandler, RemovableChannelHand
         deadline?.cancel()
         deadline = nil
         buffered = nil
+        decided = true
         do {
             try install(verdict, context)
         } catch {

@@ -200,6 +200,24 @@ def test_http11_three_pipelined_requests_in_one_send_get_three_200_in_order(shar
         conn.close()
 
 
+def test_http11_client_that_pipelines_200_requests_and_hangs_up_leaves_the_server_serving(start_server):
+    # It used to end the server: a write failing while the first read was handled made NIO read
+    # the socket re-entrantly, the protocol sniffer (still in the pipeline) installed a second
+    # set of HTTP/1 handlers, and the next request crashed in the mixed pipeline.
+    server = start_server()
+    for attempt in range(5):
+        conn = H1Conn(server.port)
+        conn.send(request_bytes("GET", LIVE) * 200)
+        conn.sock.recv(100)
+        conn.close()
+        probe = H1Conn(server.port)
+        try:
+            assert probe.get(LIVE).status == 200, f"attempt {attempt}"
+        finally:
+            probe.close()
+    assert server.proc.poll() is None, "the server exited"
+
+
 def test_http11_keep_alive_serves_sequential_requests_on_one_connection(shared_server):
     conn = H1Conn(shared_server.port)
     try:
