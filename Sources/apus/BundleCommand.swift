@@ -43,17 +43,68 @@ struct BundleCommand: ParsableCommand {
         @Option(help: "Rows kept from the reference sample.")
         var referenceRows = 1000
 
+        @Flag(help: "Replace the output folder if it exists (a served version is swapped whole, never seen half-written).")
+        var force = false
+
+        /// Builds the bundle in a hidden folder beside `--out` (the repository ignores names
+        /// starting with a dot), validates it there, and renames it into place: a server watching
+        /// the repository never sees a half-written version, and a failed create leaves nothing
+        /// behind (it used to leave a folder holding only model.onnx, which the server then
+        /// reported as a failed version).
         func run() throws {
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
             let modelName = name ?? outURL.deletingLastPathComponent().lastPathComponent
             guard let versionNumber = version ?? Int(outURL.lastPathComponent), versionNumber >= 0 else {
                 throw ValidationError("--version is required when the output folder is not named by a version number")
             }
-            let data = try Data(contentsOf: URL(fileURLWithPath: onnx))
+            let fm = FileManager.default
+            if fm.fileExists(atPath: outURL.path), !force {
+                throw ValidationError("--out \(outURL.path) already exists: a version's bundle does not change once made; pick a new version, or pass --force to replace it")
+            }
+            // Checked here: Foundation's own error for a missing file is an NSCocoaErrorDomain dump.
+            guard fm.fileExists(atPath: onnx) else { throw ValidationError("--onnx \(onnx): no such file") }
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: onnx))
+            } catch {
+                throw ValidationError("--onnx \(onnx) cannot be read: \((error as NSError).localizedDescription)")
+            }
             let graph = try ONNXLoader.graphSpec(data: data, source: onnx)
             let compiled = try CompiledModel(graph)
+            let parent = outURL.deletingLastPathComponent()
+            try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+            let staging = parent.appendingPathComponent(".\(outURL.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+            try? fm.removeItem(at: staging)
+            try fm.createDirectory(at: staging, withIntermediateDirectories: false)
+            do {
+                let loaded = try build(in: staging, data: data, compiled: compiled, modelName: modelName, versionNumber: versionNumber)
+                try Self.moveIntoPlace(staging, outURL)
+                FileHandle.standardOutput.write(Data("created \(outURL.path): \(modelName) version \(versionNumber), inputs \(loaded.compiled.inputs.map(\.name)), validated\n".utf8))
+            } catch {
+                try? fm.removeItem(at: staging)
+                throw error
+            }
+        }
+
+        /// `staging` becomes `target`; an existing `target` (--force) is moved aside first and
+        /// removed after, so the path always holds one whole bundle or none.
+        static func moveIntoPlace(_ staging: URL, _ target: URL) throws {
             let fm = FileManager.default
-            try fm.createDirectory(atPath: outURL.path, withIntermediateDirectories: true)
+            guard fm.fileExists(atPath: target.path) else { return try fm.moveItem(at: staging, to: target) }
+            let old = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+            try? fm.removeItem(at: old)
+            try fm.moveItem(at: target, to: old)
+            do {
+                try fm.moveItem(at: staging, to: target)
+            } catch {
+                try? fm.moveItem(at: old, to: target)
+                throw error
+            }
+            try? fm.removeItem(at: old)
+        }
+
+        /// Writes the bundle's files into `outURL` and loads it as the server would.
+        private func build(in outURL: URL, data: Data, compiled: CompiledModel, modelName: String, versionNumber: Int) throws -> BundleLoader.Loaded {
             try data.write(to: outURL.appendingPathComponent("model.onnx"))
             var featureNames = features?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
             var referenceFile: String?
@@ -95,12 +146,12 @@ struct BundleCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(manifest).write(to: outURL.appendingPathComponent(BundleLoader.manifestName))
-            let loaded = try BundleLoader.load(directory: outURL.path, model: modelName, version: versionNumber)
-            FileHandle.standardOutput.write(Data("created \(outURL.path): \(modelName) version \(versionNumber), inputs \(loaded.compiled.inputs.map(\.name)), validated\n".utf8))
+            return try BundleLoader.load(directory: outURL.path, model: modelName, version: versionNumber)
         }
 
         /// A sample as a float32 [rows, features] tensor, plus CSV header names if present.
         static func readSample(_ path: String) throws -> (Tensor, [String]?) {
+            guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--reference \(path): no such file") }
             if path.hasSuffix(".npy") { return (try NPY.read(URL(fileURLWithPath: path)), nil) }
             let text = try String(contentsOfFile: path, encoding: .utf8)
             var rows: [[Float]] = []

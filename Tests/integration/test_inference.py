@@ -643,6 +643,32 @@ def test_swift_client_example_runs_against_the_example_repository():
         server.kill()
 
 
+def test_bundle_create_leaves_nothing_on_failure_and_replaces_a_version_only_with_force(tmp_path):
+    onnx = ZOO / "rf_binary" / "model.onnx"
+    model = tmp_path / "churn"
+
+    def create(version, *extra):
+        return subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(onnx), "--out", str(model / version), *extra],
+                              capture_output=True, text=True, timeout=60)
+    # A failure (20 features for a width the model does not have) leaves no folder, not even a
+    # hidden one: it used to leave 1/ holding only model.onnx, reported by a watching server as a failed version.
+    failed = create("1", "--features", "a,b")
+    assert failed.returncode != 0 and "2 feature names" in failed.stderr, failed.stderr
+    assert not model.exists() or list(model.iterdir()) == [], list(model.iterdir())
+    missing = subprocess.run([str(apus_binary()), "bundle", "create", "--onnx", str(tmp_path / "nope.onnx"), "--out", str(model / "1")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "nope.onnx: no such file" in missing.stderr, missing.stderr
+    assert create("1").returncode == 0
+    before = (model / "1" / "manifest.json").read_text()
+    again = create("1", "--metrics", "auc=0.9")
+    assert again.returncode != 0 and "already exists" in again.stderr and "--force" in again.stderr, again.stderr
+    assert (model / "1" / "manifest.json").read_text() == before
+    forced = create("1", "--metrics", "auc=0.9", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((model / "1" / "manifest.json").read_text())["training"]["metrics"] == {"auc": 0.9}
+    assert sorted(p.name for p in model.iterdir()) == ["1"], "no staging or old folder left behind"
+
+
 def test_python_bundle_tool_makes_a_bundle_the_server_validates_and_serves(tmp_path):
     import joblib
     from sklearn.linear_model import LogisticRegression
