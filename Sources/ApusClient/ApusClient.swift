@@ -14,21 +14,28 @@ import Glibc
 /// connection reuse and many concurrent streams per connection, protobuf or KServe JSON.
 ///
 /// `connections` HTTP/2 connections are opened lazily and used round-robin; a connection that
-/// closed or received GOAWAY is replaced on the next call. Thread-safe; calls may overlap freely.
+/// closed or received GOAWAY is replaced on the next call. Every call waits at most
+/// `requestTimeout` for its answer (a stalled server fails it with `deadlineExceeded` and its
+/// stream is reset; the connection goes on); an `infer` with `timeoutMilliseconds` waits that
+/// long plus a second for the server's own 504 instead. Thread-safe; calls may overlap freely.
 public final class ApusClient: Sendable {
     public let host: String
     public let port: Int
     public let format: WireFormat
+    /// The longest wait for an answer; nil: no limit.
+    public let requestTimeout: TimeAmount?
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let slots: Locked<[HTTP2ClientConnection?]>
     private let slotCount: Int
     private let next = Atomic<Int>(0)
 
-    public init(host: String = "127.0.0.1", port: Int, connections: Int = 1, format: WireFormat = .protobuf, group: (any EventLoopGroup)? = nil) {
+    public init(host: String = "127.0.0.1", port: Int, connections: Int = 1, format: WireFormat = .protobuf, group: (any EventLoopGroup)? = nil,
+                requestTimeout: TimeAmount? = .seconds(30)) {
         self.host = host
         self.port = port
         self.format = format
+        self.requestTimeout = requestTimeout
         if let group {
             self.group = group
             ownsGroup = false
@@ -67,8 +74,11 @@ public final class ApusClient: Sendable {
         var headers = HTTPFields([("content-type", format.contentType), ("accept", format.contentType)])
         if let routingKey { headers.add(name: "apus-routing-key", value: routingKey) }
         if let timeoutMilliseconds { headers.add(name: "apus-timeout-ms", value: String(timeoutMilliseconds)) }
+        // The server answers 504 once the deadline passes; a second more covers the trip back.
+        let wait = timeoutMilliseconds.map { TimeAmount.milliseconds(Int64(max($0, 0)) + 1000) }
         let response = try await send(ClientRequest(method: "POST", path: ClientCodec.inferPath(model: model, version: version),
-                                                    authority: "\(host):\(port)", headers: headers, body: ClientCodec.encodeRequest(request, format: format)))
+                                                    authority: "\(host):\(port)", headers: headers, body: ClientCodec.encodeRequest(request, format: format),
+                                                    timeout: wait ?? requestTimeout))
         var answer = try ClientCodec.decodeResponse(status: response.status, contentType: response.headers["content-type"], body: response.body,
                                                     headerLength: response.headers["inference-header-content-length"].flatMap { Int($0) })
         if answer.variant == nil { answer.variant = response.headers["apus-variant"] }
@@ -90,7 +100,9 @@ public final class ApusClient: Sendable {
 
     /// A raw request on one of the pooled connections.
     public func send(_ request: ClientRequest) async throws -> ClientResponse {
-        try await connection().send(request)
+        var request = request
+        if request.timeout == nil { request.timeout = requestTimeout }
+        return try await connection().send(request)
     }
 
     /// GET a path and return status and body text (health, metadata, metrics).

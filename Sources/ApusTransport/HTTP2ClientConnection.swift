@@ -11,13 +11,19 @@ public struct ClientRequest: Sendable {
     public var authority: String
     public var headers: HTTPFields
     public var body: [UInt8]
+    /// How long to wait for the answer; nil: no limit. When it passes, the stream is reset
+    /// (RST_STREAM CANCEL, so the server drops the work) and the request fails with
+    /// `deadlineExceeded`; the connection and its other streams go on.
+    public var timeout: TimeAmount?
 
-    public init(method: String = "POST", path: String, authority: String = "localhost", headers: HTTPFields = HTTPFields(), body: [UInt8] = []) {
+    public init(method: String = "POST", path: String, authority: String = "localhost", headers: HTTPFields = HTTPFields(), body: [UInt8] = [],
+                timeout: TimeAmount? = nil) {
         self.method = method
         self.path = path
         self.authority = authority
         self.headers = headers
         self.body = body
+        self.timeout = timeout
     }
 }
 
@@ -129,7 +135,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         var requestBody: [UInt8] = []
         var offset = 0
         var sentAt: UInt64 = 0
-        /// nil: the slot is free.
+        /// The stream this slot holds (0: free); a timer or a close checks it, since slots are reused.
+        var streamID: Int32 = 0
+        /// The request's timeout, armed while it waits.
+        var timer: Scheduled<Void>?
+        /// nil: the slot is free, or its request timed out and the stream's close will free it.
         var completion: HTTP2ClientConnection.Completion?
     }
 
@@ -217,6 +227,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func teardown(_ error: ApusError) {
         runFinished()
         let pending = slots.compactMap(\.completion)
+        for slot in slots { slot.timer?.cancel() }
         slots.removeAll()
         freeSlots.removeAll()
         recentID = 0
@@ -295,8 +306,34 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         slots[slot].requestBody = request.body
         slots[slot].headers.reserveCapacity(4)
+        slots[slot].streamID = streamID
         slots[slot].completion = completion
+        if let timeout = request.timeout, let loop = context?.eventLoop {
+            slots[slot].timer = loop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                expire(slot: slot, streamID: streamID, after: timeout)
+            }
+        }
         if holdWrites == 0 { flush() }
+    }
+
+    /// A request's timeout passed: it fails now, and its stream is reset so the server drops
+    /// the work. The slot stays taken (with no completion, so late frames are ignored) until
+    /// nghttp2 closes the stream: freed earlier, it could be reused while nghttp2 still maps
+    /// the old stream to it.
+    private func expire(slot: Int, streamID: Int32, after timeout: TimeAmount) {
+        guard slots.indices.contains(slot), slots[slot].streamID == streamID, let completion = slots[slot].completion else { return }
+        slots[slot].completion = nil
+        slots[slot].timer = nil
+        if recentID == streamID { recentID = 0 }
+        if let session {
+            // Non-zero: the stream is already gone (closed meanwhile); its slot is freed here then.
+            if nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_CANCEL.rawValue) != 0 {
+                slots[slot] = Stream()
+                freeSlots.append(slot)
+            }
+            if holdWrites == 0 { flush() }
+        }
+        completion(.failure(ApusError(.deadlineExceeded, "no answer within \(timeout.nanoseconds / 1_000_000) ms")))
     }
 
     /// Fields the client writes itself (content-length from the body; host and connection are not
@@ -403,12 +440,14 @@ final class HTTP2ClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
-        guard let i = slotIndex(streamID) else { return }
+        // Found without requiring a completion: a timed-out request's slot is freed here too.
+        guard let i = streamID == recentID ? recentSlot : slot(of: streamID), slots[i].streamID == streamID else { return }
         if recentID == streamID { recentID = 0 }
         // Moved out, leaving a free slot behind (a swap: nothing is copied or retained).
         var stream = Stream()
         swap(&stream, &slots[i])
         freeSlots.append(i)
+        stream.timer?.cancel()
         guard let completion = stream.completion else { return }
         if errorCode == 0, stream.status > 0 {
             let response = ClientResponse(status: stream.status, headers: stream.headers, body: stream.body,

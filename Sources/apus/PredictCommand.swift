@@ -21,7 +21,7 @@ struct PredictCommand: AsyncParsableCommand {
     @Option(help: "Rows of features: '0.1,0.2;0.3,0.4' (';' separates rows), or @file.csv.") var features: String
     @Option(help: "A/B routing key.") var routingKey: String?
     @Option(help: "Wire format: protobuf or json.") var format = "protobuf"
-    @Option(help: "Deadline in milliseconds.") var timeoutMs: Int?
+    @Option(help: "Deadline in milliseconds: the server answers 504 once it passes, and the command gives up a second later (default: 30 s).") var timeoutMs: Int?
 
     /// Rows of numbers from '0.1,0.2;0.3,0.4' or CSV lines. An empty field is a missing value
     /// (NaN, which tree models route by their missing-value rules); any other text that is not a
@@ -43,7 +43,8 @@ struct PredictCommand: AsyncParsableCommand {
 
     func run() async throws {
         let wire: WireFormat = format == "json" ? .json : .protobuf
-        let client = ApusClient(host: host, port: port, format: wire)
+        // --timeout-ms bounds the whole command (the metadata call too), plus a second for the trip back.
+        let client = ApusClient(host: host, port: port, format: wire, requestTimeout: timeoutMs.map { .milliseconds(Int64(max($0, 0)) + 1000) } ?? .seconds(30))
         defer { Task { await client.close() } }
         let text = features.hasPrefix("@") ? try String(contentsOfFile: String(features.dropFirst()), encoding: .utf8) : features
         let rows = try Self.parseRows(text)

@@ -643,6 +643,28 @@ def test_swift_client_example_runs_against_the_example_repository():
         server.kill()
 
 
+def test_apus_predict_against_a_server_that_never_answers_gives_up_with_a_clear_error():
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted = []
+    # Accepts and reads, never answers (not even the HTTP/2 SETTINGS).
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    try:
+        started = time.monotonic()
+        out = subprocess.run([str(apus_binary()), "predict", "--port", str(listener.getsockname()[1]), "--model", "churn",
+                              "--features", "1,2,3,4,5,6,7,8", "--timeout-ms", "300"], capture_output=True, text=True, timeout=30)
+        elapsed = time.monotonic() - started
+        assert out.returncode != 0 and "no answer within 1300 ms" in out.stderr, out.stderr
+        assert 1.2 < elapsed < 10, elapsed
+    finally:
+        listener.close()
+        for conn, _ in accepted:
+            conn.close()
+
+
 def test_bundle_create_leaves_nothing_on_failure_and_replaces_a_version_only_with_force(tmp_path):
     onnx = ZOO / "rf_binary" / "model.onnx"
     model = tmp_path / "churn"
