@@ -6,21 +6,37 @@ import NIOHTTP1
 /// `Upgrade: h2c` (RFC 7540 section 3.2) for clients such as `curl --http2`: answers 101 and
 /// replaces the HTTP/1 handlers with an `HTTP2ServerHandler` whose stream 1 is the upgrading request.
 ///
-/// Only bodiless requests are upgraded (the body would otherwise have to be replayed into
-/// stream 1); others are served over HTTP/1.1, which RFC 7540 allows.
+/// Only bodiless requests that list `upgrade` in Connection are upgraded (a body would have to
+/// be replayed into stream 1); others are served over HTTP/1.1, which RFC 7540 allows.
 struct H2CUpgrader: HTTPServerProtocolUpgrader, Sendable {
+    /// The upgrade is declined and the request served over HTTP/1.1. NIO reports a declined
+    /// upgrade through `errorCaught`, which otherwise closes the connection: the HTTP/1 handler
+    /// lets this one pass (`curl --http2 -d ...` got an empty reply).
+    struct Declined: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { "h2c upgrade declined (\(reason)); served over HTTP/1.1" }
+    }
+
     let supportedProtocol = "h2c"
     let requiredUpgradeHeaders = ["http2-settings"]
     let makeHandler: @Sendable (HTTP2ServerHandler.UpgradeRequest) -> HTTP2ServerHandler
 
     func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        // RFC 9110 7.8: an upgrade request lists "upgrade" in Connection. NIO's upgrade handler
+        // does not insist; its HTTP parser does, and without it keeps parsing the bytes after
+        // the request as HTTP/1.1 requests, which the upgrade then handed to the HTTP/2 handler
+        // as parsed parts: the server trapped on the next read.
+        let connectionOptions = upgradeRequest.headers[canonicalForm: "connection"].map { $0.lowercased() }
+        guard connectionOptions.contains("upgrade") else {
+            return channel.eventLoop.makeFailedFuture(Declined(reason: "Upgrade without \"upgrade\" in Connection"))
+        }
         let hasBody = upgradeRequest.headers["transfer-encoding"].first != nil
             || (upgradeRequest.headers["content-length"].first.flatMap { Int($0) } ?? 0) > 0
         guard !hasBody else {
-            return channel.eventLoop.makeFailedFuture(ApusError(.badRequest, "h2c upgrade with a request body is not supported; served over HTTP/1.1"))
+            return channel.eventLoop.makeFailedFuture(Declined(reason: "h2c upgrade with a request body"))
         }
         guard let settings = upgradeRequest.headers["http2-settings"].first, Base64URL.decode(settings) != nil else {
-            return channel.eventLoop.makeFailedFuture(ApusError(.badRequest, "HTTP2-Settings is not valid base64url"))
+            return channel.eventLoop.makeFailedFuture(Declined(reason: "HTTP2-Settings is not valid base64url"))
         }
         return channel.eventLoop.makeSucceededFuture(initialResponseHeaders)
     }

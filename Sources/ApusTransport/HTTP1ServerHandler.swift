@@ -123,6 +123,10 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let declined = error as? H2CUpgrader.Declined {
+            // The request goes on over HTTP/1.1: NIO forwards it next.
+            return logger.debug("\(declined)", metadata: ["peer": "\(remoteAddress)"])
+        }
         logger.debug("HTTP/1 connection error", metadata: ["error": "\(error)", "peer": "\(remoteAddress)"])
         stats.protocolErrors.add(1)
         context.close(promise: nil)

@@ -77,6 +77,35 @@ def test_curl_http2_h2c_upgrade_gets_200_over_http2(shared_server):
     assert curl("--http2", shared_server.url + LIVE) == "200 2"
 
 
+def test_curl_http2_with_a_body_is_served_over_http11_not_dropped(shared_server):
+    # An upgrade request with a body is not upgraded (the body would have to be replayed into
+    # stream 1). Declining used to go through errorCaught, which closed the connection: curl
+    # printed "Empty reply from server".
+    assert curl("--http2", "-d", "{}", shared_server.url + "/v2/models/nope/infer") == "404 1.1"
+
+
+def test_upgrade_without_the_upgrade_connection_option_is_served_over_http11_with_its_pipelined_requests(start_server):
+    # NIO's upgrade handler accepted it while its HTTP parser did not treat it as an upgrade, so
+    # the requests behind it reached the HTTP/2 handler as parsed HTTP/1 parts and the server
+    # trapped. Now it is declined (RFC 9110 7.8) and everything is served over HTTP/1.1.
+    server = start_server()
+    upgrade = (b"GET " + LIVE.encode() + b" HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+               b"Connection: HTTP2-Settings\r\n\r\n")
+    conn = H1Conn(server.port)
+    try:
+        conn.send(upgrade + request_bytes("GET", LIVE) * 3)
+        responses = [conn.read_response() for _ in range(4)]
+        assert [r.status for r in responses] == [200] * 4 and all(r.body == LIVE_BODY for r in responses)
+    finally:
+        conn.close()
+    probe = H1Conn(server.port)
+    try:
+        assert probe.get(LIVE).status == 200
+    finally:
+        probe.close()
+    assert server.proc.poll() is None, "the server exited"
+
+
 def test_plain_curl_gets_200_over_http11(shared_server):
     assert curl(shared_server.url + LIVE) == "200 1.1"
 
