@@ -38,7 +38,7 @@ public enum KServeJSONCodec {
             // Checked, not wrapped: a product that wrapped to a small number passed this bound
             // and then trapped where the tensor was built.
             guard let count = Tensor.boundedElementCount(shape) else {
-                throw ApusError(.badRequest, "input \(name): shape \(shape) holds more than 10^8 elements")
+                throw ApusError(.badRequest, "input \(name): shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)")
             }
             let tensor: Tensor
             if case .number(let size)? = input["parameters"]?["binary_data_size"] {
@@ -166,7 +166,7 @@ public enum KServeJSONCodec {
 
     public static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], name: String) throws -> Tensor {
         guard let count = Tensor.boundedElementCount(shape) else {
-            throw ApusError(.badRequest, "input \(name): shape \(shape) holds more than 10^8 elements")
+            throw ApusError(.badRequest, "input \(name): shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)")
         }
         let size: Int
         switch datatype {

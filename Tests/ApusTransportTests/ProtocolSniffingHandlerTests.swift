@@ -20,17 +20,26 @@ final class ProtocolSniffingHandlerTests: XCTestCase {
         }
     }
 
-    func testAReadArrivingWhileTheBufferedBytesAreHandledPassesThroughWithoutASecondInstall() throws {
+    /// A channel whose sniffer installs `reader` and records each verdict it installs for.
+    final class Harness {
         let channel = EmbeddedChannel()
         let reader = ReentrantReader()
         var installs: [PrefaceSniffer.Verdict] = []
-        let sniffer = ProtocolSniffingHandler(limits: TransportLimits()) { verdict, context in
-            installs.append(verdict)
-            try context.pipeline.syncOperations.addHandler(reader, position: .after(context.handler))
+
+        init() throws {
+            let sniffer = ProtocolSniffingHandler(limits: TransportLimits()) { [unowned self] verdict, context in
+                installs.append(verdict)
+                try context.pipeline.syncOperations.addHandler(reader, position: .after(context.handler))
+            }
+            try channel.pipeline.syncOperations.addHandler(sniffer)
         }
-        try channel.pipeline.syncOperations.addHandler(sniffer)
+    }
+
+    func testAReadArrivingWhileTheBufferedBytesAreHandledPassesThroughWithoutASecondInstall() throws {
+        let harness = try Harness()
+        let (channel, reader) = (harness.channel, harness.reader)
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n"))
-        XCTAssertEqual(installs, [.http1], "one install, for the first bytes")
+        XCTAssertEqual(harness.installs, [.http1], "one install, for the first bytes")
         XCTAssertEqual(reader.received, ["GET / HTTP/1.1\r\n", "second"], "the re-entrant read follows the buffered bytes")
         // The sniffer has left: later reads reach the protocol's handler directly.
         try channel.writeInbound(ByteBuffer(string: "third"))
@@ -40,19 +49,13 @@ final class ProtocolSniffingHandlerTests: XCTestCase {
     }
 
     func testAPrefaceSplitOverReadsInstallsHTTP2OnceWithAllItsBytes() throws {
-        let channel = EmbeddedChannel()
-        let reader = ReentrantReader()
-        var installs: [PrefaceSniffer.Verdict] = []
-        let sniffer = ProtocolSniffingHandler(limits: TransportLimits()) { verdict, context in
-            installs.append(verdict)
-            try context.pipeline.syncOperations.addHandler(reader, position: .after(context.handler))
-        }
-        try channel.pipeline.syncOperations.addHandler(sniffer)
+        let harness = try Harness()
+        let (channel, reader) = (harness.channel, harness.reader)
         let preface = PrefaceSniffer.preface
         try channel.writeInbound(ByteBuffer(bytes: preface[..<5]))
-        XCTAssertEqual(installs, [], "undecided after 5 bytes")
+        XCTAssertEqual(harness.installs, [], "undecided after 5 bytes")
         try channel.writeInbound(ByteBuffer(bytes: preface[5...]))
-        XCTAssertEqual(installs, [.http2])
+        XCTAssertEqual(harness.installs, [.http2])
         XCTAssertEqual(reader.received, [String(decoding: preface, as: UTF8.self), "second"])
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
