@@ -119,6 +119,12 @@ public final class HTTP2ClientConnection: Sendable {
     public func close() async {
         try? await channel.close()
     }
+
+    /// Starts closing without waiting (for code on the connection's event loop); every request
+    /// still unanswered then fails once.
+    public func closeNow() {
+        channel.close(promise: nil)
+    }
 }
 
 /// The nghttp2 client session on one channel. Event-loop confined.

@@ -348,6 +348,43 @@ def test_loadtest_harness_reports_split_and_thresholds(server, tmp_path):
     assert failing.returncode == 2 and "FAILED thresholds" in failing.stderr
 
 
+@pytest.mark.parametrize("bound", [["--duration", "1"], ["--requests", "100"], ["--duration", "1", "--rate", "2000"]])
+def test_loadtest_against_a_server_that_stops_answering_ends_with_a_report_instead_of_hanging(tmp_path, bound):
+    import socket
+    import threading
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def accept():
+        # Speaks just enough HTTP/2 (an empty SETTINGS) for the client to open streams, then nothing.
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            accepted.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    report = tmp_path / "report.json"
+    try:
+        started = time.monotonic()
+        out = subprocess.run([str(loadtest_binary()), "--port", str(listener.getsockname()[1]), "--path", "/v2/health/live", *bound,
+                              "--drain-timeout", "1", "--json", str(report), "--quiet", "--fail-if", "error_rate>0"],
+                             capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - started < 20
+        assert out.returncode == 2 and "FAILED thresholds" in out.stderr, out.stdout + out.stderr
+        phase = json.loads(report.read_text())["phases"][0]["report"]
+        assert phase["succeeded"] == 0 and phase["failed"] > 0
+        assert any("drain time" in message for message in phase["errors"]), phase["errors"]
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
 def test_open_loop_latency_includes_a_server_stall(repo, tmp_path):
     server = ApusServer(apus_binary(), repo, []).start()
     try:

@@ -35,7 +35,10 @@ public struct LoadPlan: Sendable {
     /// fires every max(10 ms, 1/rps) and sends the requests due since the last firing back to
     /// back), for side-by-side comparisons.
     public var timerResolutionNanos: UInt64 = 20_000
-    /// How long to wait for requests still in flight when the run ends.
+    /// How long to wait for requests still in flight when the run ends (for a run bounded by
+    /// request count only: with no answer arriving). Then the connection is closed and they are
+    /// recorded as failed, so a server that stops answering ends the run with a report instead
+    /// of hanging it (and a CI gate with it).
     public var drainSeconds: Double = 10
 
     public init() {}
@@ -130,6 +133,10 @@ final class ConnectionDriver {
     var nextIntended: UInt64 = 0
     var stopped = false
     var finished = false
+    /// The drain deadline passed and the connection was closed: what fails now is recorded so.
+    var abandoned = false
+    /// When the last answer arrived (or the run began).
+    var lastAnswerAt: UInt64 = 0
 
     init(connection: HTTP2ClientConnection, plan: LoadPlan, index: Int, start: UInt64, recordFrom: UInt64, stopAt: UInt64?, maxRequests: Int?,
          completed: ProgressCounter, finish: @escaping (LoadRecorder) -> Void) {
@@ -156,6 +163,8 @@ final class ConnectionDriver {
     }
 
     func begin() {
+        lastAnswerAt = DispatchTime.now().uptimeNanoseconds
+        watchDrain()
         if schedule != nil {
             nextIntended = start + (schedule?.nextOffsetNanos() ?? 0)
             tick()
@@ -167,6 +176,30 @@ final class ConnectionDriver {
             }
             finishIfDone()
         }
+    }
+
+    /// Checks once a second (or each drain period, if shorter) whether to give up on the
+    /// requests still in flight: `drainSeconds` after the run's end, or, with no end time,
+    /// after `drainSeconds` without an answer.
+    func watchDrain() {
+        let drain = UInt64(max(plan.drainSeconds, 0) * 1e9)
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard !finished else { return }
+        let pastEnd = stopAt.map { now >= $0 &+ drain } ?? false
+        let stalled = stopAt == nil && inflight > 0 && now - min(lastAnswerAt, now) >= drain
+        if pastEnd || stalled {
+            stopped = true
+            abandoned = true
+            // Open loop: intended sends still waiting for a stream never went out; they count as failed too.
+            for intended in backlog[backlogHead...] where intended >= recordFrom {
+                recorder.recordUnsent(latencyNanos: now - min(intended, now), error: "not sent: no stream freed up within the drain time (\(plan.drainSeconds) s)")
+            }
+            backlogHead = backlog.count
+            // Every request still in flight fails through the connection's teardown.
+            connection.closeNow()
+            return
+        }
+        loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(min(drain, 1_000_000_000)) + 1)) { [self] in watchDrain() }
     }
 
     func canIssue(now: UInt64) -> Bool {
@@ -198,7 +231,14 @@ final class ConnectionDriver {
         }
     }
 
+    /// Set while `drainBacklog` runs: a send that fails at once (closed connection) answers
+    /// inline, and its answer must not drain again from inside, one stack frame per backlog entry.
+    var draining = false
+
     func drainBacklog() {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
         while backlogHead < backlog.count, inflight < plan.streams {
             let intended = backlog[backlogHead]
             backlogHead += 1
@@ -232,6 +272,7 @@ final class ConnectionDriver {
     func answered(intended: UInt64, sent: UInt64, result: Result<ClientResponse, ApusError>) {
         inflight -= 1
         let now = DispatchTime.now().uptimeNanoseconds
+        lastAnswerAt = now
         if intended >= recordFrom {
             let service = now - min(sent, now)
             switch result {
@@ -241,7 +282,8 @@ final class ConnectionDriver {
                 recorder.record(latencyNanos: now - intended, serviceNanos: response.serviceNanos ?? service, status: response.status,
                                 variant: served.variant, version: served.version)
             case .failure(let error):
-                recorder.record(latencyNanos: now - intended, serviceNanos: service, status: nil, variant: nil, version: nil, error: error.message)
+                let message = abandoned ? "no answer within the drain time (\(plan.drainSeconds) s)" : error.message
+                recorder.record(latencyNanos: now - intended, serviceNanos: service, status: nil, variant: nil, version: nil, error: message)
             }
             completed.value.add(1, ordering: .relaxed)
         }

@@ -30,6 +30,13 @@ public struct LoadRecorder: Sendable {
     public var variants: [String: Int] { variantTally.counts }
     public var versions: [String: Int] { versionTally.counts }
 
+    /// A request that was due but never sent (it had no service time): its latency and failure.
+    public mutating func recordUnsent(latencyNanos: UInt64, error: String) {
+        _ = latency.record(max(1, latencyNanos))
+        failed += 1
+        errors[error, default: 0] += 1
+    }
+
     /// `serviceNanos`: time since the actual send (nil: the same as `latencyNanos`).
     public mutating func record(latencyNanos: UInt64, serviceNanos: UInt64? = nil, status: Int?, variant: String?, version: String?, error: String? = nil) {
         _ = latency.record(max(1, latencyNanos))

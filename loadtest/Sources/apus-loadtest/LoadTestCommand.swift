@@ -30,6 +30,8 @@ struct LoadTestCommand: AsyncParsableCommand {
     var timerResolutionUs: Double = 20
     @Option(help: "Seconds to measure (after warm-up).") var duration: Double?
     @Option(help: "Total requests (instead of, or as well as, --duration).") var requests: Int?
+    @Option(help: "Seconds to wait for answers still outstanding when the run ends (with --requests only: without any answer) before they count as failed.")
+    var drainTimeout: Double = 10
     @Option(help: "Seconds of warm-up load not recorded.") var warmup: Double = 0
     @Option(help: "Rows per request.") var rows = 1
     @Option(help: "Payload rows from a .npy or .csv file (default: random values within the model's reference ranges).") var payload: String?
@@ -102,6 +104,7 @@ struct LoadTestCommand: AsyncParsableCommand {
             plan.durationSeconds = phase.duration
             plan.maxRequests = phase.requests
             plan.warmupSeconds = phase.warmup ?? 0
+            plan.drainSeconds = drainTimeout
             let quiet = self.quiet
             let name = phase.name
             let warm = plan.warmupSeconds
