@@ -81,7 +81,16 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
-        guard (threads ?? 1) >= 1 else { throw ValidationError("--threads must be at least 1") }
+        // Each thread is an event loop; 100,000 of them ended the process in thread creation.
+        guard (1...1024).contains(threads ?? 1) else { throw ValidationError("--threads must be 1...1024") }
+        // Below these, no ordinary request gets through (a typo, not a policy): say so at start.
+        guard maxHeaderBytes >= 256 else { throw ValidationError("--max-header-bytes must be at least 256") }
+        guard maxHeaderCount >= 8 else { throw ValidationError("--max-header-count must be at least 8") }
+        guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must be 0 or more") }
+        guard maxOutboundQueue >= 64 * 1024 else { throw ValidationError("--max-outbound-queue must be at least 65536 bytes") }
+        guard maxJunkFrames >= 0 else { throw ValidationError("--max-junk-frames must be 0 or more") }
+        guard pollInterval >= 0 else { throw ValidationError("--poll-interval must be 0 (off) or a positive number of seconds") }
+        guard driftInterval > 0 else { throw ValidationError("--drift-interval must be a positive number of seconds") }
         guard (inlineBudgetMicroseconds ?? 0) >= 0 else { throw ValidationError("--inline-budget-us must be 0 or more") }
         guard maxConcurrentStreams >= 1 else { throw ValidationError("--max-concurrent-streams must be at least 1") }
         guard (65535...Int(Int32.max)).contains(streamWindow) else { throw ValidationError("--stream-window must be 65535...2147483647") }

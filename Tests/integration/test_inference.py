@@ -702,6 +702,20 @@ def test_apus_predict_against_a_server_that_never_answers_gives_up_with_a_clear_
             conn.close()
 
 
+@pytest.mark.parametrize("flag, value, message", [
+    ("--threads", "100000", "--threads must be 1...1024"),  # it crashed creating the threads
+    ("--max-header-bytes", "0", "--max-header-bytes must be at least 256"),
+    ("--max-header-count", "0", "--max-header-count must be at least 8"),
+    ("--max-outbound-queue", "0", "--max-outbound-queue must be at least 65536 bytes"),
+    ("--drift-interval", "0", "--drift-interval must be a positive number of seconds"),
+    ("--max-body-bytes=-1", None, "--max-body-bytes must be 0 or more"),
+])
+def test_serve_refuses_settings_that_would_crash_or_refuse_every_request_naming_the_flag(flag, value, message):
+    out = subprocess.run([str(apus_binary()), "serve", "--port", "0", "--model-repository", str(PACKAGE_ROOT / "examples/models"), flag,
+                          *([value] if value is not None else [])], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
 def test_bundle_create_leaves_nothing_on_failure_and_replaces_a_version_only_with_force(tmp_path):
     onnx = ZOO / "rf_binary" / "model.onnx"
     model = tmp_path / "churn"
