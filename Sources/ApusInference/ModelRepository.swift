@@ -175,6 +175,9 @@ public final class ModelRepository: Sendable {
     /// Points `label` at `version` (which must be ready), persisting it to model.json first: the
     /// move happens only if the file was written (a full disk leaves everything as it was).
     public func setLabel(model: String, label: String, version: Int?) throws {
+        guard Self.isValidLabelName(label) else {
+            throw ApusError(.badRequest, "label name \"\(label.prefix(80))\" must be 1 to 64 letters, digits, '.', '_' or '-', start with a letter or digit, and not be only digits")
+        }
         try updateSettings(model: model) { settings, entries in
             if let version {
                 guard entries[version]?.lifecycle.state == .ready else {
@@ -186,6 +189,20 @@ public final class ModelRepository: Sendable {
             settings.labels = labels
         }
         logger.info("label moved", metadata: ["model": "\(model)", "label": "\(label)", "version": "\(version.map(String.init) ?? "none")"])
+    }
+
+    /// A label name the admin API accepts. It lands in model.json and in URLs, so it is a short
+    /// identifier; and not only digits, which would read as a version number wherever a version
+    /// or a label is given (`apus predict --version 3`).
+    static func isValidLabelName(_ label: String) -> Bool {
+        let bytes = Array(label.utf8)
+        guard (1...64).contains(bytes.count), let first = bytes.first else { return false }
+        func isAlphanumeric(_ b: UInt8) -> Bool {
+            (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+        }
+        return isAlphanumeric(first)
+            && bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+            && !bytes.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     /// Replaces the model's A/B split (validated by the caller), persisted like labels.

@@ -304,10 +304,8 @@ public struct InferenceRoutes: Sendable {
         guard let outcomes else { return .error(ApusError(.notFound, "feedback is not enabled")) }
         do {
             let json = try JSONValue.parse(try Compression.decodeBody(request, limit: maxBodyBytes))
-            var requestID: String?
-            var routingKey: String?
-            if case .string(let s)? = json["request_id"] { requestID = s }
-            if case .string(let s)? = json["routing_key"] { routingKey = s }
+            let requestID = try JSONValue.optionalString(json["request_id"], field: "request_id")
+            let routingKey = try JSONValue.optionalString(json["routing_key"], field: "routing_key")
             guard requestID != nil || routingKey != nil else { throw ApusError(.badRequest, "request_id or routing_key is required") }
             let truth: Double
             switch json["value"] ?? json["label"] {

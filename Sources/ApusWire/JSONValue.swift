@@ -21,6 +21,16 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// A string field's value; nil when absent or null; a 400 naming `field` for any other type
+    /// (a wrongly typed optional field is refused, not read as absent).
+    public static func optionalString(_ value: JSONValue?, field: String) throws -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        default: throw ApusError(.badRequest, "\"\(field)\" must be a string")
+        }
+    }
+
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.first { $0.key == key }?.value

@@ -85,19 +85,10 @@ public enum KServeJSONCodec {
         case nil, .null?, .object?: break
         default: throw ApusError(.badRequest, "\"parameters\" must be an object")
         }
-        let id = try optionalString(json["id"], field: "id")
-        let routingKey = try optionalString(json["parameters"]?["routing_key"], field: "parameters.routing_key")
+        let id = try JSONValue.optionalString(json["id"], field: "id")
+        let routingKey = try JSONValue.optionalString(json["parameters"]?["routing_key"], field: "parameters.routing_key")
         return InferRequest(model: model, version: version, id: id, routingKey: routingKey, inputs: decoded, requestedOutputs: requested,
                             timeoutMicroseconds: try timeout(json["parameters"]?["timeout"]))
-    }
-
-    /// A string field's value; nil when absent or null; a 400 naming `field` for any other type.
-    static func optionalString(_ value: JSONValue?, field: String) throws -> String? {
-        switch value {
-        case nil, .null?: return nil
-        case .string(let text)?: return text
-        default: throw ApusError(.badRequest, "\"\(field)\" must be a string")
-        }
     }
 
     /// `parameters.timeout`: whole microseconds, as Triton's clients send it; 0 means none

@@ -207,6 +207,22 @@ final class ModelRepositoryTests: XCTestCase {
         XCTAssertEqual(restarted.snapshot.models["churn"]?.labels["stable"], 1)
     }
 
+    func testLabelNamesThatAreNotShortIdentifiersAreRefusedAndNothingIsWritten() throws {
+        try writeBundle(version: 1)
+        let repository = makeRepository()
+        repository.reload()
+        for name in ["", "3", "007", ".hidden", "-x", "a/b", "%2e%2e", "with space", "ü", String(repeating: "a", count: 65)] {
+            XCTAssertThrowsError(try repository.setLabel(model: "churn", label: name, version: 1), name) { error in
+                XCTAssertEqual((error as? ApusError)?.code, .badRequest)
+                XCTAssertTrue((error as? ApusError)?.message.hasPrefix("label name") ?? false)
+            }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(root)/churn/model.json"), "a refused name writes nothing")
+        for name in ["stable", "canary-2", "v1.2_rc", "A", String(repeating: "a", count: 64)] {
+            XCTAssertNoThrow(try repository.setLabel(model: "churn", label: name, version: 1), name)
+        }
+    }
+
     func testUnreadableSettingsAreReportedAndServingContinues() throws {
         try writeBundle(version: 1)
         let repository = makeRepository()

@@ -500,6 +500,12 @@ def test_feedback_is_joined_to_the_served_prediction_and_counted_per_variant(ser
     assert again.status_code == 404 and "fb-1" in again.json()["error"]
     bad = httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": "fb-2"}, timeout=10)
     assert bad.status_code == 400 and "value" in bad.json()["error"]
+    wrong_type = httpx.post(f"{server.url}/v2/models/churn/feedback", json={"request_id": 5, "value": 1}, timeout=10)
+    assert wrong_type.status_code == 400 and wrong_type.json()["error"] == '"request_id" must be a string', wrong_type.text
+    # Label names are short identifiers, and not only digits (those read as versions).
+    for name in ["3", "with%20space", "a" * 65]:
+        moved = httpx.put(f"{server.url}/v2/repository/models/churn/labels/{name}", json={"version": 1}, timeout=10)
+        assert moved.status_code == 400 and "label name" in moved.json()["error"], (name, moved.text)
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert f'apus_ab_outcomes_correct_total{{model="churn",variant="{variant}"}} 1' in text
     # With an id in the header and another in the body, the answer's x-request-id names the
