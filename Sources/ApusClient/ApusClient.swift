@@ -74,8 +74,7 @@ public final class ApusClient: Sendable {
         var headers = HTTPFields([("content-type", format.contentType), ("accept", format.contentType)])
         if let routingKey { headers.add(name: "apus-routing-key", value: routingKey) }
         if let timeoutMilliseconds { headers.add(name: "apus-timeout-ms", value: String(timeoutMilliseconds)) }
-        // The server answers 504 once the deadline passes; a second more covers the trip back.
-        let wait = timeoutMilliseconds.map { TimeAmount.milliseconds(Int64(max($0, 0)) + 1000) }
+        let wait = timeoutMilliseconds.map(Self.answerWait)
         let response = try await send(ClientRequest(method: "POST", path: ClientCodec.inferPath(model: model, version: version),
                                                     authority: "\(host):\(port)", headers: headers, body: ClientCodec.encodeRequest(request, format: format),
                                                     timeout: wait ?? requestTimeout))
@@ -83,6 +82,12 @@ public final class ApusClient: Sendable {
                                                     headerLength: response.headers["inference-header-content-length"].flatMap { Int($0) })
         if answer.variant == nil { answer.variant = response.headers["apus-variant"] }
         return answer
+    }
+
+    /// How long to wait for an answer to a request with a server-side deadline: the server
+    /// answers 504 once the deadline passes; a second more covers the trip back.
+    public static func answerWait(deadlineMilliseconds: Int) -> TimeAmount {
+        .milliseconds(Int64(max(deadlineMilliseconds, 0)) + 1000)
     }
 
     /// Why a connection failed, in words: NIO's error lists every address it tried with its

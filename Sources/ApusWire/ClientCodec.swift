@@ -95,7 +95,7 @@ public enum ClientCodec {
                 guard let n = Int(exactly: size), n >= 0, n <= body.count - offset else {
                     throw ApusError(.internalError, "binary output \(name) runs past the body")
                 }
-                outputs.append(.init(name: name, tensor: try KServeJSONCodec.binaryTensor(Array(body[offset..<(offset + n)]), datatype: datatype, shape: shape, name: name)))
+                outputs.append(.init(name: name, tensor: try KServeJSONCodec.binaryTensor(Array(body[offset..<(offset + n)]), datatype: datatype, shape: shape, count: count, name: name)))
                 offset += n
             } else if let data = out["data"] {
                 outputs.append(.init(name: name, tensor: try KServeJSONCodec.jsonTensor(data, datatype: datatype, shape: shape, count: count, name: name)))

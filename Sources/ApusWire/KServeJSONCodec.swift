@@ -53,7 +53,7 @@ public enum KServeJSONCodec {
                     throw ApusError(.badRequest, "input \(name): binary_data_size \(JSONValue.format(size)) runs past the end of the body")
                 }
                 let n = Int(size)
-                tensor = try binaryTensor(Array(body[binaryOffset..<(binaryOffset + n)]), datatype: datatype, shape: shape, name: name)
+                tensor = try binaryTensor(Array(body[binaryOffset..<(binaryOffset + n)]), datatype: datatype, shape: shape, count: count, name: name)
                 binaryOffset += n
             } else {
                 guard let data = input["data"] else { throw ApusError(.badRequest, "input \(name): data is missing") }
@@ -155,10 +155,9 @@ public enum KServeJSONCodec {
         return try Tensor(shape: shape, data: tensorData)
     }
 
-    public static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], name: String) throws -> Tensor {
-        guard let count = Tensor.boundedElementCount(shape) else {
-            throw ApusError(.badRequest, "input \(name): shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)")
-        }
+    /// `count`: the shape's element count as the caller bounded it (`Tensor.boundedElementCount`),
+    /// as for `jsonTensor`.
+    public static func binaryTensor(_ bytes: [UInt8], datatype: String, shape: [Int], count: Int, name: String) throws -> Tensor {
         let size: Int
         switch datatype {
         case "FP32", "INT32": size = 4

@@ -43,8 +43,8 @@ struct PredictCommand: AsyncParsableCommand {
 
     func run() async throws {
         let wire: WireFormat = format == "json" ? .json : .protobuf
-        // --timeout-ms bounds the whole command (the metadata call too), plus a second for the trip back.
-        let client = ApusClient(host: host, port: port, format: wire, requestTimeout: timeoutMs.map { .milliseconds(Int64(max($0, 0)) + 1000) } ?? .seconds(30))
+        // --timeout-ms bounds the whole command, the metadata call too.
+        let client = ApusClient(host: host, port: port, format: wire, requestTimeout: timeoutMs.map(ApusClient.answerWait) ?? .seconds(30))
         defer { Task { await client.close() } }
         let text = features.hasPrefix("@") ? try String(contentsOfFile: String(features.dropFirst()), encoding: .utf8) : features
         let rows = try Self.parseRows(text)
