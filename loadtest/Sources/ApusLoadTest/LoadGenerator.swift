@@ -290,9 +290,26 @@ final class ConnectionDriver {
         if schedule != nil {
             drainBacklog()
         } else if canIssue(now: now) {
-            send(intended: now)
+            sendInClosedLoop()
         }
         finishIfDone()
+    }
+
+    /// Sends still owed to answers that arrived while sending (closed loop).
+    var owedSends = 0
+
+    /// The closed loop's next send, as a loop rather than recursion: on a closed connection a
+    /// send fails at once and answers inline, and that answer sends again. With thousands of
+    /// requests left that recursion overflowed the stack (the harness died with SIGSEGV when the
+    /// server shut down under load).
+    func sendInClosedLoop() {
+        owedSends += 1
+        guard owedSends == 1 else { return }
+        while owedSends > 0 {
+            let now = DispatchTime.now().uptimeNanoseconds
+            if canIssue(now: now) { send(intended: now) }
+            owedSends -= 1
+        }
     }
 
     /// The variant and version an answer names, in one pass over its fields (HTTP/2 names are
