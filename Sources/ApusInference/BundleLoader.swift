@@ -31,11 +31,7 @@ public enum BundleLoader {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ApusError(.notFound, "\(path) is missing (bundle incomplete or still being copied)")
         }
-        do {
-            return try JSONDecoder().decode(BundleManifest.self, from: data)
-        } catch {
-            throw ApusError(.badRequest, "\(path) is not a valid manifest: \(describe(error))")
-        }
+        return try ConfigJSON.decode(BundleManifest.self, from: data, what: "\(path) is not a valid manifest")
     }
 
     /// Checks every checksum the manifest lists; the model file and reference sample must be
@@ -166,19 +162,6 @@ public enum BundleLoader {
         case .int64: return try Tensor(shape: tensor.shape, data: .int64(tensor.int64s()))
         case .int32: return try Tensor(shape: tensor.shape, data: .int32(tensor.int64s().map { Int32(truncatingIfNeeded: $0) }))
         default: throw ApusError(.badRequest, "the reference sample cannot be fed as \(type.rawValue)")
-        }
-    }
-
-    /// A decoding error as "missing field a.b" / "field a.b: ...", for messages naming the field.
-    public static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, let context):
-            return "missing field \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            return path.isEmpty ? context.debugDescription : "field \(path): \(context.debugDescription)"
-        default:
-            return "\(error)"
         }
     }
 }

@@ -117,11 +117,7 @@ public struct ModelSettings: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ApusError(.internalError, "\(path) cannot be read")
         }
-        do {
-            return try JSONDecoder().decode(ModelSettings.self, from: data)
-        } catch {
-            throw ApusError(.badRequest, "\(path) is not valid model settings: \(BundleLoader.describe(error))")
-        }
+        return try ConfigJSON.decode(ModelSettings.self, from: data, what: "\(path) is not valid model settings")
     }
 
     /// Writes atomically (temporary file, fsync, rename): readers and a crash see the old or the

@@ -330,12 +330,7 @@ public struct InferenceRoutes: Sendable {
             case "DELETE": status = try canary.abort(model: model)
             default:
                 let body = try Compression.decodeBody(request, limit: maxBodyBytes)
-                let policy: CanaryStateMachine.Policy
-                do {
-                    policy = try JSONDecoder().decode(CanaryStateMachine.Policy.self, from: Data(body))
-                } catch {
-                    throw ApusError(.badRequest, "canary: \(BundleLoader.describe(error))")
-                }
+                let policy = try ConfigJSON.decode(CanaryStateMachine.Policy.self, from: Data(body), what: "canary")
                 status = try canary.start(model: model, policy: policy)
             }
             return .json(200, Self.canaryJSON(status))
@@ -386,11 +381,7 @@ public struct InferenceRoutes: Sendable {
             if String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "null" {
                 new = nil
             } else {
-                do {
-                    new = try JSONDecoder().decode(ModelSettings.Split.self, from: Data(bytes))
-                } catch {
-                    throw ApusError(.badRequest, "split: \(BundleLoader.describe(error))")
-                }
+                new = try ConfigJSON.decode(ModelSettings.Split.self, from: Data(bytes), what: "split")
             }
             guard let old = service.repository.snapshot.models[model] else { throw ApusError(.notFound, "model \(model) is not in the repository") }
             let replacement = try new.map { try TrafficSplitter.replacement(old: old.settings.split, new: $0) }

@@ -1,0 +1,75 @@
+import ApusCore
+import Foundation
+
+/// Decoding of the JSON that operators write (manifests, `model.json`) and send (splits, canary
+/// policies) into `Decodable` settings, with errors that name the field.
+///
+/// Foundation's `JSONDecoder` reports a number that does not fit the field's integer type
+/// (`"weight": 7500.5`, `"max_batch_size": 1e30`) as "The given data was not valid JSON." with no
+/// field path, although the JSON is valid. When that happens the document is parsed again and the
+/// numbers that are not whole `Int`s are named instead. Stateless; callable from any thread.
+public enum ConfigJSON {
+    /// Decodes `data` as `T`; throws `.badRequest` with "`what`: <reason naming the field>".
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw ApusError(.badRequest, "\(what): \(describe(error, in: data))")
+        }
+    }
+
+    /// A decoding error as "missing field a.b" / "field a.b: ...". With the document, a path-less
+    /// "data corrupted" error of valid JSON names the numbers that are not whole numbers.
+    public static func describe(_ error: any Error, in data: Data? = nil) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field \(path(context.codingPath + [key]))"
+        case DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty:
+            guard let data, let numbers = numbersNotWhole(in: data) else {
+                return "the body is not valid JSON (\(context.debugDescription))"
+            }
+            guard !numbers.isEmpty else { return context.debugDescription }
+            let listed = numbers.prefix(4).map { "\($0.path) = \($0.text)" }.joined(separator: ", ")
+            return "an integer field holds a number that is not a whole number within range: \(listed)"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
+            return context.codingPath.isEmpty ? context.debugDescription : "field \(path(context.codingPath)): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// "variants[0].weight": array positions in brackets, as users read them.
+    static func path(_ keys: [any CodingKey]) -> String {
+        var text = ""
+        for key in keys {
+            if let index = key.intValue {
+                text += "[\(index)]"
+            } else {
+                text += text.isEmpty ? key.stringValue : "." + key.stringValue
+            }
+        }
+        return text
+    }
+
+    /// Every number in the document that no `Int` holds exactly, with its path (object keys in
+    /// sorted order, so the message is the same on every run); nil if `data` is not JSON at all.
+    static func numbersNotWhole(in data: Data) -> [(path: String, text: String)]? {
+        guard let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        var found: [(path: String, text: String)] = []
+        func visit(_ value: Any, _ path: String) {
+            if let object = value as? [String: Any] {
+                for (key, member) in object.sorted(by: { $0.key < $1.key }) {
+                    visit(member, path.isEmpty ? key : path + "." + key)
+                }
+            } else if let array = value as? [Any] {
+                for (index, element) in array.enumerated() { visit(element, path + "[\(index)]") }
+            } else if let number = value as? NSNumber {
+                let double = number.doubleValue
+                // 2^63 converts to a Double that no Int holds; Int(exactly:) says so.
+                if Int(exactly: double) == nil { found.append((path.isEmpty ? "(document)" : path, "\(number)")) }
+            }
+        }
+        visit(root, "")
+        return found
+    }
+}
