@@ -25,8 +25,11 @@ public enum ConfigJSON {
         case DecodingError.keyNotFound(let key, let context):
             return "missing field \(path(context.codingPath + [key]))"
         case DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty:
-            guard let data, let numbers = numbersNotWhole(in: data) else {
-                return "the body is not valid JSON (\(context.debugDescription))"
+            guard let data else { return context.debugDescription }
+            let numbers: [(path: String, text: String)]
+            switch numbersNotWhole(in: data) {
+            case .success(let found): numbers = found
+            case .failure(let syntax): return "not valid JSON: \(syntax)"
             }
             guard !numbers.isEmpty else { return context.debugDescription }
             let listed = numbers.prefix(4).map { "\($0.path) = \($0.text)" }.joined(separator: ", ")
@@ -52,9 +55,16 @@ public enum ConfigJSON {
     }
 
     /// Every number in the document that no `Int` holds exactly, with its path (object keys in
-    /// sorted order, so the message is the same on every run); nil if `data` is not JSON at all.
-    static func numbersNotWhole(in data: Data) -> [(path: String, text: String)]? {
-        guard let root = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+    /// sorted order, so the message is the same on every run); if `data` is not JSON at all, where
+    /// the parser stopped ("Invalid value around character 13.").
+    static func numbersNotWhole(in data: Data) -> Result<[(path: String, text: String)], SyntaxError> {
+        let root: Any
+        do {
+            root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            return .failure(SyntaxError(description: detail ?? "\(error)"))
+        }
         var found: [(path: String, text: String)] = []
         func visit(_ value: Any, _ path: String) {
             if let object = value as? [String: Any] {
@@ -70,6 +80,11 @@ public enum ConfigJSON {
             }
         }
         visit(root, "")
-        return found
+        return .success(found)
+    }
+
+    /// The parser's account of a syntax error.
+    struct SyntaxError: Error, CustomStringConvertible {
+        var description: String
     }
 }

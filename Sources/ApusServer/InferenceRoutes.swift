@@ -442,6 +442,12 @@ public struct InferenceRoutes: Sendable {
                 rows = [features]
             }
             let width = rows[0].count
+            // Said in the route's own terms (features, not "input input: shape [1, 3]"), naming
+            // the features the bundle declares, so a Flask user sees which column is missing.
+            if let expected = input.shape?.last ?? nil, (input.shape?.count ?? 0) == 2, width != expected {
+                let names = served.manifest.inputs.first?.features.map { ": " + $0.joined(separator: ", ") } ?? ""
+                throw ApusError(.badRequest, "features: model \(model) takes \(expected) features per row\(names); got \(width)")
+            }
             var values: [Float] = []
             values.reserveCapacity(rows.count * width)
             for (i, row) in rows.enumerated() {

@@ -203,6 +203,10 @@ def test_predict_convenience_route_answers_prediction_and_confidence(server):
     assert r.status_code == 200 and len(r.json()["predictions"]) == 2
     r = httpx.post(f"{server.url}/predict/churn", json={"features": ["x"] * 20}, timeout=10)
     assert r.status_code == 400 and "features[0]" in r.json()["error"]
+    # A row of the wrong width is refused in the route's terms: how many features the model takes.
+    r = httpx.post(f"{server.url}/predict/churn", json={"features": [0.1] * 3}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"].startswith("features: model churn takes 20 features per row") \
+        and r.json()["error"].endswith("got 3"), r.text
 
 
 def test_metadata_readiness_versions_and_labels(server):
