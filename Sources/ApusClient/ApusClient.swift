@@ -6,9 +6,6 @@ import ApusWire
 import NIOCore
 import NIOPosix
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The Apus client library: inference and model calls over h2c (prior knowledge) with
 /// connection reuse and many concurrent streams per connection, protobuf or KServe JSON.
@@ -51,13 +48,7 @@ public final class ApusClient: Sendable {
     public func connection() async throws -> HTTP2ClientConnection {
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % slotCount
         if let existing = slots.withLock({ $0[index] }), await existing.isUsable { return existing }
-        let fresh: HTTP2ClientConnection
-        do {
-            fresh = try await HTTP2ClientConnection.connect(host: host, port: port, group: group)
-        } catch {
-            // The reason is in the message; NIO's own text (every address tried, its internals) is not.
-            throw ApusError(.unavailable, "cannot connect to \(host):\(port): \(Self.reason(error))")
-        }
+        let fresh = try await HTTP2ClientConnection.connect(host: host, port: port, group: group)
         let stale = slots.withLock { slots -> HTTP2ClientConnection? in
             defer { slots[index] = fresh }
             return slots[index]
@@ -88,19 +79,6 @@ public final class ApusClient: Sendable {
     /// answers 504 once the deadline passes; a second more covers the trip back.
     public static func answerWait(deadlineMilliseconds: Int) -> TimeAmount {
         .milliseconds(Int64(max(deadlineMilliseconds, 0)) + 1000)
-    }
-
-    /// Why a connection failed, in words: NIO's error lists every address it tried with its
-    /// internals ("SingleConnectionFailure(target: [IPv4]...").
-    static func reason(_ error: any Error) -> String {
-        if let failure = error as? NIOConnectionError {
-            let reasons = failure.connectionErrors.map { reason($0.error) }
-            if let first = reasons.first, reasons.allSatisfy({ $0 == first }) { return first }
-            if !reasons.isEmpty { return reasons.joined(separator: "; ") }
-            return failure.dnsAAAAError.map(reason) ?? failure.dnsAError.map(reason) ?? "no address to connect to"
-        }
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
-        return "\(error)"
     }
 
     /// A raw request on one of the pooled connections.

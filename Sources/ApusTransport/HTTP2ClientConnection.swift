@@ -3,6 +3,9 @@ import CNghttp2
 import Logging
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A request as the client sends it.
 public struct ClientRequest: Sendable {
@@ -65,16 +68,37 @@ public final class HTTP2ClientConnection: Sendable {
     }
 
     /// Connects and starts the HTTP/2 session (preface and SETTINGS are sent at once).
+    ///
+    /// A connection that cannot be made throws `.unavailable` "cannot connect to HOST:PORT: reason".
     public static func connect(host: String, port: Int, group: any EventLoopGroup, streamWindow: Int = 16 << 20) async throws -> HTTP2ClientConnection {
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port).get()
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port).get()
+        } catch {
+            // The reason is in the message; NIO's own text (every address tried, its internals) is not.
+            throw ApusError(.unavailable, "cannot connect to \(host):\(port): \(reason(error))")
+        }
         let handler = try await channel.eventLoop.submit { () -> NIOLoopBound<HTTP2ClientHandler> in
             let handler = HTTP2ClientHandler(streamWindow: streamWindow)
             try channel.pipeline.syncOperations.addHandler(handler)
             return NIOLoopBound(handler, eventLoop: channel.eventLoop)
         }.get()
         return HTTP2ClientConnection(channel: channel, handler: handler)
+    }
+
+    /// Why a connection failed, in words: NIO's error lists every address it tried with its
+    /// internals ("SingleConnectionFailure(target: [IPv4]...").
+    static func reason(_ error: any Error) -> String {
+        if let failure = error as? NIOConnectionError {
+            let reasons = failure.connectionErrors.map { reason($0.error) }
+            if let first = reasons.first, reasons.allSatisfy({ $0 == first }) { return first }
+            if !reasons.isEmpty { return reasons.joined(separator: "; ") }
+            return failure.dnsAAAAError.map(reason) ?? failure.dnsAError.map(reason) ?? "no address to connect to"
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        return "\(error)"
     }
 
     public var eventLoop: any EventLoop { channel.eventLoop }

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import subprocess
 import time
@@ -350,6 +351,23 @@ def test_loadtest_harness_reports_split_and_thresholds(server, tmp_path):
     failing = subprocess.run([str(loadtest_binary()), "--port", str(server.port), "--model", "churn", "--requests", "200", "--quiet",
                               "--fail-if", "p50<1s"], capture_output=True, text=True, timeout=60)
     assert failing.returncode == 2 and "FAILED thresholds" in failing.stderr
+
+
+def test_loadtest_refuses_bad_scenarios_and_unreachable_servers_in_plain_words(server, tmp_path):
+    scenario = tmp_path / "s.json"
+    for text, message in [('{"phases": [{"rate": 100, "duration": 1}]}', "missing field phases[0].name"),
+                          ('{"phases": [{"name": "a", "requests": 1.5}]}', "phases[0].requests = 1.5"),
+                          ('{"phases": [{"name": "a", "rate": 100}]}', "phase a needs a duration or a request count")]:
+        scenario.write_text(text)
+        out = subprocess.run([str(loadtest_binary()), "--port", str(server.port), "--model", "churn", "--scenario", str(scenario), "--quiet"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and message in out.stderr, (text, out.stderr)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        closed = listener.getsockname()[1]
+    out = subprocess.run([str(loadtest_binary()), "--port", str(closed), "--model", "churn", "--requests", "10", "--quiet"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and f"cannot connect to 127.0.0.1:{closed}: connection refused" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("bound", [["--duration", "1"], ["--requests", "100"], ["--duration", "1", "--rate", "2000"]])

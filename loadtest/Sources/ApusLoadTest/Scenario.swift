@@ -1,4 +1,5 @@
 import ApusCore
+import ApusInference
 import Foundation
 
 /// A scenario file: phases run one after another (steady load, spike, a canary shift between
@@ -37,12 +38,7 @@ public struct Scenario: Codable, Sendable {
 
     public static func load(path: String) throws -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else { throw ApusError(.notFound, "scenario \(path) cannot be read") }
-        let scenario: Scenario
-        do {
-            scenario = try JSONDecoder().decode(Scenario.self, from: data)
-        } catch {
-            throw ApusError(.badRequest, "scenario \(path): \(error)")
-        }
+        let scenario = try ConfigJSON.decode(Scenario.self, from: data, what: "scenario \(path)")
         guard !scenario.phases.isEmpty else { throw ApusError(.badRequest, "scenario \(path) has no phases") }
         for phase in scenario.phases where phase.duration == nil && phase.requests == nil {
             throw ApusError(.badRequest, "scenario \(path): phase \(phase.name) needs a duration or a request count (load must be bounded)")
