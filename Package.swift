@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Dynamic exclusivity checks cost ~5% of the request path's time (measured with perf on the
@@ -15,7 +16,10 @@ let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unche
 // 10-12% of the server's CPU. Measured side by side (LD_PRELOAD, same binary): the in-process
 // request path 6.6 -> 5.4 us, RSS after load 60 -> 50 MB. Only the executables link it; the
 // libraries run under either allocator (HeapTuning finds jemalloc at run time).
-let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+// APUS_SYSTEM_MALLOC=1 links none: a thread-sanitized server (scripts/tsan-serve.sh) must leave
+// malloc to TSan, which aborts when jemalloc's operator new and TSan's free meet on one block.
+let jemalloc: [LinkerSetting] = ProcessInfo.processInfo.environment["APUS_SYSTEM_MALLOC"] == nil
+    ? [.linkedLibrary("jemalloc", .when(platforms: [.linux]))] : []
 
 // The kernels' SIMD code targets Haswell (x86-64-v3: AVX2 + FMA, every x86 server CPU since 2013) on x86
 // hosts; elsewhere the toolchain's default CPU. Measured on the MLP at batch 4096: see

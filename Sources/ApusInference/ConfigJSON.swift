@@ -7,15 +7,53 @@ import Foundation
 /// Foundation's `JSONDecoder` reports a number that does not fit the field's integer type
 /// (`"weight": 7500.5`, `"max_batch_size": 1e30`) as "The given data was not valid JSON." with no
 /// field path, although the JSON is valid. When that happens the document is parsed again and the
-/// numbers that are not whole `Int`s are named instead. Stateless; callable from any thread.
+/// numbers that are not whole `Int`s are named instead.
+///
+/// Fields the settings do not have are refused, as Triton refuses them in its model config: a
+/// misspelt `"window_seconds"` (for `window_s`) or `"max_batch_sise"` would otherwise be ignored
+/// and leave the default in force without a word. Stateless; callable from any thread.
 public enum ConfigJSON {
     /// Decodes `data` as `T`; throws `.badRequest` with "`what`: <reason naming the field>".
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws -> T {
+    public static func decode<T: Codable>(_ type: T.Type, from data: Data, what: String) throws -> T {
+        let value: T
         do {
-            return try JSONDecoder().decode(type, from: data)
+            value = try JSONDecoder().decode(type, from: data)
         } catch {
             throw ApusError(.badRequest, "\(what): \(describe(error, in: data))")
         }
+        if let unknown = unknownFields(in: data, decoded: value), !unknown.isEmpty {
+            let listed = unknown.prefix(4).joined(separator: ", ")
+            throw ApusError(.badRequest, "\(what): unknown field\(unknown.count == 1 ? "" : "s") \(listed) (misspelt? see the documentation)")
+        }
+        return value
+    }
+
+    /// The fields of `data` that decoding did not read: what `value` encodes back is what its
+    /// type knows (every settings type here encodes the keys it decodes), so a non-null member of
+    /// the document missing from the re-encoding is unknown. Nil when either side is not JSON.
+    static func unknownFields<T: Encodable>(in data: Data, decoded value: T) -> [String]? {
+        guard let original = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
+              let encoded = try? JSONEncoder().encode(value),
+              let known = try? JSONSerialization.jsonObject(with: encoded, options: [.fragmentsAllowed]) else { return nil }
+        var unknown: [String] = []
+        func compare(_ given: Any, _ read: Any, _ path: String) {
+            if let object = given as? [String: Any], let readObject = read as? [String: Any] {
+                for (key, member) in object.sorted(by: { $0.key < $1.key }) where !(member is NSNull) {
+                    let memberPath = path.isEmpty ? key : path + "." + key
+                    if let readMember = readObject[key] {
+                        compare(member, readMember, memberPath)
+                    } else {
+                        unknown.append(memberPath)
+                    }
+                }
+            } else if let array = given as? [Any], let readArray = read as? [Any] {
+                for (index, (element, readElement)) in zip(array, readArray).enumerated() {
+                    compare(element, readElement, path + "[\(index)]")
+                }
+            }
+        }
+        compare(original, known, "")
+        return unknown
     }
 
     /// A decoding error as "missing field a.b" / "field a.b: ...". With the document, a path-less
