@@ -16,8 +16,8 @@ let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unche
 // 10-12% of the server's CPU. Measured side by side (LD_PRELOAD, same binary): the in-process
 // request path 6.6 -> 5.4 us, RSS after load 60 -> 50 MB. Only the executables link it; the
 // libraries run under either allocator (HeapTuning finds jemalloc at run time).
-// APUS_SYSTEM_MALLOC=1 links none: a thread-sanitized server (scripts/tsan-serve.sh) must leave
-// malloc to TSan, which aborts when jemalloc's operator new and TSan's free meet on one block.
+// APUS_SYSTEM_MALLOC=1 links none: a thread-sanitized server (scripts/tsan.sh) must leave malloc
+// to TSan, which aborts when jemalloc's operator new and TSan's free meet on one block.
 let jemalloc: [LinkerSetting] = ProcessInfo.processInfo.environment["APUS_SYSTEM_MALLOC"] == nil
     ? [.linkedLibrary("jemalloc", .when(platforms: [.linux]))] : []
 
