@@ -98,10 +98,12 @@ def h2load(url, seconds, clients=4, streams=32, body=None, headers=(), h1=False,
     return result
 
 
-def h2load_p50_us(url, seconds, body, headers):
+def h2load_p50_us(url, seconds, body, headers, h1=False):
     """Median request time (us) of one stream, from h2load's per-request log."""
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
         cmd = ["taskset", "-c", "1", "h2load", "-c", "1", "-m", "1", "-D", str(seconds), "--warm-up-time", "1", "--log-file", log.name]
+        if h1:
+            cmd.append("--h1")
         for h in headers:
             cmd += ["-H", h]
         cmd += ["-d", body, url]

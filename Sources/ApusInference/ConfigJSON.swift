@@ -58,7 +58,7 @@ public enum ConfigJSON {
 
     /// A decoding error as "missing field a.b" / "field a.b: ...". With the document, a path-less
     /// "data corrupted" error of valid JSON names the numbers that are not whole numbers.
-    public static func describe(_ error: any Error, in data: Data? = nil) -> String {
+    static func describe(_ error: any Error, in data: Data? = nil) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, let context):
             return "missing field \(path(context.codingPath + [key]))"
