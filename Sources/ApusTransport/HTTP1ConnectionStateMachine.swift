@@ -12,6 +12,9 @@ struct HTTP1ConnectionStateMachine {
         /// A transport-generated error answer; the connection closes after it (the rest of the
         /// offending request cannot be skipped safely).
         case respondWithErrorAndClose(status: Int, message: String)
+        /// `100 Continue`: the client sent `Expect: 100-continue` and waits for it before sending
+        /// the body (curl does for bodies over 1 MB, and waits a second when no answer comes).
+        case sendContinue
         case close(reason: String)
     }
 
@@ -59,7 +62,15 @@ struct HTTP1ConnectionStateMachine {
         }
         let request = Request(method: method, target: target, headers: headers, version: version)
         state = .readingBody(request: request, keepAlive: keepAlive && !draining, headAt: now)
+        // Only after the limits passed: a refused body is answered with the refusal instead,
+        // and the client never sends it. Never to HTTP/1.0 clients (RFC 9110 10.1.1).
+        if version == .http1_1, let expect = headers[lowercased: "expect"], Self.isContinue(expect) { return .sendContinue }
         return nil
+    }
+
+    /// `100-continue`, compared without regard to case (RFC 9110 10.1.1).
+    static func isContinue(_ value: String) -> Bool {
+        value.utf8.count == 12 && value.lowercased() == "100-continue"
     }
 
     mutating func bodyReceived(_ bytes: UnsafeRawBufferPointer) -> Action? {

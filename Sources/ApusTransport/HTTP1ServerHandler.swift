@@ -156,6 +156,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
                     context.close(promise: nil)
                 }
             }
+        case .sendContinue:
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         case .close(let reason):
             logger.debug("closing HTTP/1 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
             context.close(promise: nil)

@@ -107,6 +107,8 @@ extension HTTP2ConnectionStateMachine {
         case (4, UInt8(ascii: "h")) where Self.equal(name, "host"):
             guard block.seen & PseudoField.host == 0 else { return reject(400, "header field host appears twice") }
             block.seen |= PseudoField.host
+        case (6, UInt8(ascii: "e")) where Self.equal(name, "expect"):
+            if value.count == 12, zip(value, "100-continue".utf8).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) { block.expectsContinue = true }
         case (2, UInt8(ascii: "t")) where name[1] == UInt8(ascii: "e"):
             guard value.count == 8, zip(value, "trailers".utf8).allSatisfy({ $0 | 0x20 == $1 }) else {
                 return reject(400, "te \(Self.printable(value)) is not allowed in HTTP/2 (only \"trailers\")")

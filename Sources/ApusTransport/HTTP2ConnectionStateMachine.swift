@@ -20,6 +20,9 @@ struct HTTP2ConnectionStateMachine {
         case dispatch(streamID: Int32)
         /// Answer the stream with a transport-generated error (431, 413, 408).
         case respondWithError(streamID: Int32, status: Int, message: String)
+        /// An interim `100` response: the request carries `expect: 100-continue` and its client
+        /// waits for one before sending the body (curl waits a second when none comes).
+        case sendContinue(streamID: Int32)
         /// GOAWAY with `errorCode`, then close once written.
         case goAwayAndClose(errorCode: UInt32, reason: String)
         /// Start a graceful drain: GOAWAY with stream id 2^31-1 (the shutdown notice).
@@ -61,6 +64,8 @@ struct HTTP2ConnectionStateMachine {
         var seen: UInt8 = 0
         /// A regular field arrived: pseudo-header fields may no longer (RFC 9113 8.3).
         var regularSeen = false
+        /// `expect: 100-continue` arrived.
+        var expectsContinue = false
     }
 
     enum DrainState: Equatable { case active, noticeSent, finalGoAwaySent, closed }
@@ -210,7 +215,9 @@ struct HTTP2ConnectionStateMachine {
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
         streams[i].phase = .body
-        return endStream ? endOfBody(at: i) : nil
+        if endStream { return endOfBody(at: i) }
+        // Only once the limits passed: a refused body is answered with the refusal instead.
+        return streams[i].head.expectsContinue ? .sendContinue(streamID: id) : nil
     }
 
     /// A chunk of request body. Over the body limit: 413 and the rest is dropped.

@@ -460,6 +460,14 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
         case .respondWithError(let streamID, let status, let message):
             if status == 400 { stats.malformedRequests.add(1) } else { stats.limitRejections.add(1) }
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
+        case .sendContinue(let streamID):
+            // Rare (large uploads): a list of its own rather than the responses' shared one.
+            let interim = NGHTTP2HeaderList(capacity: 16, count: 1)
+            interim.append(literal: ":status", decimal: 100)
+            let rv = interim.withNV { nva, count in
+                nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, nil, nva, count, nil)
+            }
+            if rv < 0 { logger.debug("nghttp2_submit_headers (100 Continue) failed", metadata: ["error": "\(Self.errorString(rv))"]) }
         case .goAwayAndClose(let errorCode, let reason):
             logger.info("closing HTTP/2 connection", metadata: ["reason": "\(reason)", "peer": "\(remoteAddress)"])
             // Whatever nghttp2 queued goes first; if it was a GOAWAY, ours would be a second one

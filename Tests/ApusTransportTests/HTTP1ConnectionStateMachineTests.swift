@@ -25,6 +25,17 @@ final class HTTP1ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(request.version, .http1_1)
     }
 
+    func testExpectContinueIsAnsweredWith100AfterTheLimitsPassAndNeverToHTTP10() {
+        var machine = Machine(limits: limits { $0.maxBodyBytes = 10 }, now: 0)
+        XCTAssertEqual(head(&machine, headers: [("Expect", "100-continue"), ("content-length", "2")]), .sendContinue)
+        XCTAssertNil([UInt8(7), 8].withUnsafeBytes { machine.bodyReceived($0) })
+        guard case .dispatch? = machine.endReceived() else { return XCTFail() }
+        var refused = Machine(limits: limits { $0.maxBodyBytes = 10 }, now: 0)
+        guard case .respondWithErrorAndClose(413, _)? = head(&refused, headers: [("expect", "100-continue"), ("content-length", "11")]) else { return XCTFail() }
+        var old = Machine(limits: limits(), now: 0)
+        XCTAssertNil(old.headReceived(method: "POST", target: "/x", version: .http1_0, headers: HTTPFields([("expect", "100-continue")]), keepAlive: false, now: 0))
+    }
+
     func testKeepAliveReturnsToIdleAndCloseCloses() {
         var machine = Machine(limits: limits(), now: 0)
         _ = head(&machine)

@@ -120,6 +120,27 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         XCTAssertEqual(request.body, [1, 2, 3, 4, 5, 6])
     }
 
+    func testExpectContinueGetsAnInterim100OnlyWhenTheBodyIsStillWelcome() {
+        var machine = Machine(limits: limits { $0.maxBodyBytes = 10 }, now: 0)
+        openHead(&machine, 1)
+        machine.headerReceived(1, name: "expect", value: "100-Continue")
+        XCTAssertEqual(machine.headersComplete(1, endStream: false, now: 0), .sendContinue(streamID: 1))
+        XCTAssertNil([UInt8(1)].withUnsafeBytes { machine.dataReceived(1, $0) })
+        XCTAssertEqual(machine.endStreamReceived(1), .dispatch(streamID: 1))
+        // Over the body limit: the refusal, and the client never sends the body.
+        openHead(&machine, 3)
+        machine.headerReceived(3, name: "content-length", value: "11")
+        machine.headerReceived(3, name: "expect", value: "100-continue")
+        guard case .respondWithError(3, 413, _)? = machine.headersComplete(3, endStream: false, now: 0) else { return XCTFail() }
+        // No body to wait for, or another expectation: no interim answer.
+        openHead(&machine, 5)
+        machine.headerReceived(5, name: "expect", value: "100-continue")
+        XCTAssertEqual(machine.headersComplete(5, endStream: true, now: 0), .dispatch(streamID: 5))
+        openHead(&machine, 7)
+        machine.headerReceived(7, name: "expect", value: "200-ok")
+        XCTAssertNil(machine.headersComplete(7, endStream: false, now: 0))
+    }
+
     func testHeaderListOverTheByteLimitIsAnswered431() {
         var machine = Machine(limits: limits { $0.maxHeaderListBytes = 100 }, now: 0)
         machine.streamOpened(1, now: 0)

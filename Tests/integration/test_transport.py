@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -108,6 +109,29 @@ def test_upgrade_without_the_upgrade_connection_option_is_served_over_http11_wit
 
 def test_plain_curl_gets_200_over_http11(shared_server):
     assert curl(shared_server.url + LIVE) == "200 1.1"
+
+
+def test_expect_100_continue_is_answered_before_the_body_over_both_protocols(shared_server):
+    # curl sends "Expect: 100-continue" for bodies over 1 MB and then waited a second for an
+    # answer that never came, on every such request. The interim answer comes as soon as the
+    # head passed the limits, before any of the body is sent.
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v2/models/nope/infer HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            assert chunk, f"closed after {interim!r}"
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n", interim
+        sock.sendall(b"{}")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 404 "), "the final answer follows the body"
+    for protocol, interim in (([], "< HTTP/1.1 100 Continue"), (["--http2-prior-knowledge"], "< HTTP/2 100")):
+        out = subprocess.run(["curl", "-sv", "--max-time", "10", *protocol, "-o", "/dev/null", "-H", "Expect: 100-continue",
+                              "-d", "{}", shared_server.url + "/v2/models/nope/infer"], capture_output=True, text=True, timeout=20)
+        assert interim in out.stderr and "404" in out.stderr, out.stderr
+    # A body over the limit is refused at once, and never sent.
+    refused = curl("-H", "Expect: 100-continue", "-H", "Content-Length: 999999999", "--data-binary", "x", shared_server.url + INFER)
+    assert refused == "413 1.1", refused
 
 
 # ---------------------------------------------------------------------------------------------
