@@ -41,7 +41,9 @@ for target in "${targets[@]}"; do
         fuzz-h2-headers)
             # One well-formed POST with a 2-byte body: stream 1 opened, :method POST, :scheme
             # http, :path /p, :authority a, content-length 2, headers done, data, end of stream.
-            printf '\x00\x01\x01\x01\x07:method\x04POST\x01\x01\x07:scheme\x04http\x01\x01\x05:path\x02/p\x01\x01\x0a:authority\x01a\x01\x01\x0econtent-length\x012\x02\x01\x00\x03\x01\x02ab\x04\x01' > "$corpus/seed.bin" ;;
+            printf '\x00\x01\x01\x01\x07:method\x04POST\x01\x01\x07:scheme\x04http\x01\x01\x05:path\x02/p\x01\x01\x0a:authority\x01a\x01\x01\x0econtent-length\x012\x02\x01\x00\x03\x01\x02ab\x04\x01' > "$corpus/seed.bin"
+            # The same with "expect: 100-continue" (an interim answer before the body).
+            printf '\x00\x01\x01\x01\x07:method\x04POST\x01\x01\x07:scheme\x04http\x01\x01\x05:path\x02/p\x01\x01\x0a:authority\x01a\x01\x01\x06expect\x0c100-continue\x02\x01\x00\x03\x01\x02ab\x04\x01' > "$corpus/expect.bin" ;;
     esac
     extra=()
     [[ "$target" == fuzz-json ]] && extra=(-dict=Tests/Fuzz/FuzzJSON/kserve.dict)
