@@ -4,9 +4,9 @@ import Foundation
 import XCTest
 
 final class ConfigJSONTests: XCTestCase {
-    private func message<T: Codable>(_ type: T.Type, _ json: String) -> String? {
+    private func message<T: Codable>(_ type: T.Type, _ json: String, what: String = "split") -> String? {
         do {
-            _ = try ConfigJSON.decode(type, from: Data(json.utf8), what: "split")
+            _ = try ConfigJSON.decode(type, from: Data(json.utf8), what: what)
             return nil
         } catch {
             return (error as? ApusError)?.message
@@ -45,13 +45,13 @@ final class ConfigJSONTests: XCTestCase {
         let json = #"{"salt": "s", "variants": [{"name": "a", "label": "stable", "wieght": 10000, "weight": 10000}], "shadoww": {}}"#
         XCTAssertEqual(message(ModelSettings.Split.self, json), "split: unknown fields shadoww, variants[0].wieght (misspelt? see the documentation)")
         let settings = #"{"version_policy": {"latest": 2}, "batching": {"max_batch_sise": 64}}"#
-        XCTAssertEqual(message(ModelSettings.self, settings), "split: unknown field batching.max_batch_sise (misspelt? see the documentation)")
+        XCTAssertEqual(message(ModelSettings.self, settings, what: "model.json"), "model.json: unknown field batching.max_batch_sise (misspelt? see the documentation)")
     }
 
     func testNullMembersAndEveryKnownFieldPass() throws {
         let json = #"{"salt": "s", "shadow": null, "variants": [{"name": "a", "label": null, "version": 2, "weight": 10000}]}"#
         XCTAssertNil(message(ModelSettings.Split.self, json))
         let settings = #"{"version_policy": "all", "labels": {"stable": 1}, "batching": {"max_batch_size": 64, "max_queue_delay_us": 200, "preferred_batch_sizes": [8], "max_queue_rows": 100}}"#
-        XCTAssertNil(message(ModelSettings.self, settings))
+        XCTAssertNil(message(ModelSettings.self, settings, what: "model.json"))
     }
 }
