@@ -100,6 +100,7 @@ def main():
     subprocess.check_call([os.path.join(ROOT, "scripts/build-release.sh")])
     python = mlserver_python()
     tmp = tempfile.mkdtemp(prefix="apus-mlserver-")
+    apus = None
     try:
         import joblib
         import numpy as np
@@ -170,6 +171,7 @@ def main():
                         stop(proc)
                 rounds[name].append(one)
         apus.stop()
+        apus = None
 
         def median(values):
             return sorted(values)[len(values) // 2]
@@ -193,6 +195,9 @@ def main():
             }
         print(json.dumps(report, indent=2))
     finally:
+        # A failed check or a peer that would not start must not leave Apus running.
+        if apus is not None:
+            apus.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
