@@ -65,6 +65,11 @@ public struct Tensor: Sendable, Equatable {
         return elementCount(shape)
     }
 
+    /// Why `boundedElementCount(shape)` was nil, in the words every decoder uses.
+    public static func overLimit(_ shape: [Int]) -> String {
+        "shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)"
+    }
+
     /// The number of elements a tensor of `shape` holds; nil when a dimension is negative or the
     /// product overflows `Int`. Shapes arrive in requests, answers and bundle files, and a plain
     /// `reduce(1, *)` traps on overflow: one request with dimensions whose product passes 2^63

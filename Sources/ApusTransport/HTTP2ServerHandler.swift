@@ -461,10 +461,10 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             if status == 400 { stats.malformedRequests.add(1) } else { stats.limitRejections.add(1) }
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
         case .sendContinue(let streamID):
-            // Rare (large uploads): a list of its own rather than the responses' shared one.
-            let interim = NGHTTP2HeaderList(capacity: 16, count: 1)
-            interim.append(literal: ":status", decimal: 100)
-            let rv = interim.withNV { nva, count in
+            // The responses' scratch list: nghttp2 copies the fields during the submit.
+            headerScratch.removeAll()
+            headerScratch.append(literal: ":status", decimal: 100)
+            let rv = headerScratch.withNV { nva, count in
                 nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, nil, nva, count, nil)
             }
             if rv < 0 { logger.debug("nghttp2_submit_headers (100 Continue) failed", metadata: ["error": "\(Self.errorString(rv))"]) }

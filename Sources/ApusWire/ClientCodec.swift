@@ -90,7 +90,7 @@ public enum ClientCodec {
                 }
                 return n
             }
-            guard let count = Tensor.boundedElementCount(shape) else { throw ApusError(.internalError, "output \(name): shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)") }
+            guard let count = Tensor.boundedElementCount(shape) else { throw ApusError(.internalError, "output \(name): \(Tensor.overLimit(shape))") }
             if case .number(let size)? = out["parameters"]?["binary_data_size"] {
                 guard let n = Int(exactly: size), n >= 0, n <= body.count - offset else {
                     throw ApusError(.internalError, "binary output \(name) runs past the body")

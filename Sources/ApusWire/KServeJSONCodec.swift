@@ -38,7 +38,7 @@ public enum KServeJSONCodec {
             // Checked, not wrapped: a product that wrapped to a small number passed this bound
             // and then trapped where the tensor was built.
             guard let count = Tensor.boundedElementCount(shape) else {
-                throw ApusError(.badRequest, "input \(name): shape \(shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)")
+                throw ApusError(.badRequest, "input \(name): \(Tensor.overLimit(shape))")
             }
             let tensor: Tensor
             if case .number(let size)? = input["parameters"]?["binary_data_size"] {

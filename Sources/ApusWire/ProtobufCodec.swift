@@ -80,7 +80,7 @@ public enum ProtobufCodec {
             throw ApusError(.badRequest, "\(name): shape \(tensor.shape) has a negative or huge dimension")
         }
         guard let count = Tensor.boundedElementCount(tensor.shape) else {
-            throw ApusError(.badRequest, "\(name): shape \(tensor.shape) is over the limit of 10^8 elements (a 0 dimension counts as 1)")
+            throw ApusError(.badRequest, "\(name): \(Tensor.overLimit(tensor.shape))")
         }
         let shape = tensor.shape
         let typeName = Self.name(tensor.datatype)
