@@ -38,7 +38,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        remoteAddress = context.channel.remoteAddress?.description ?? "unknown"
+        remoteAddress = context.channel.remoteAddress?.peerText ?? "unknown"
         let tick = TimeAmount.nanoseconds(machine.limits.timerTickNanos)
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in

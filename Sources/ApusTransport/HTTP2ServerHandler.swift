@@ -97,7 +97,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        remoteAddress = context.channel.remoteAddress?.description ?? "unknown"
+        remoteAddress = context.channel.remoteAddress?.peerText ?? "unknown"
         do {
             try createSession()
         } catch {
