@@ -20,14 +20,15 @@ public final class Application: Sendable {
     public let repository: ModelRepository?
     public let service: InferenceService?
 
-    /// `repository`: nil serves only the health routes (transport tests).
+    /// `repository`: nil serves only the health routes (transport tests). `accessLog`: every
+    /// answered request is recorded there (nil: no access log).
     public let metrics: ServerMetrics?
 
     public init(configuration: HTTPServer.Configuration, repository: ModelRepository? = nil,
                 splitter: TrafficSplitter? = nil, metrics: ServerMetrics? = nil,
                 outcomes: OutcomeTracker? = nil, canary: CanaryController? = nil,
                 extraRoutes: [(method: String, path: String, handler: Router.Handler)] = [],
-                logger: Logger) {
+                accessLog: AccessLog? = nil, logger: Logger) {
         let readiness = self.readiness
         self.repository = repository
         self.metrics = metrics
@@ -52,7 +53,8 @@ public final class Application: Sendable {
                 }
             }))
         }
-        let responder = Router(routes: routes, prefixes: prefixes)
+        let router = Router(routes: routes, prefixes: prefixes)
+        let responder: any Responder = accessLog.map { AccessLogResponder(router, log: $0) } ?? router
         self.responder = responder
         self.server = HTTPServer(configuration: configuration, responder: responder, logger: logger, stats: stats)
     }

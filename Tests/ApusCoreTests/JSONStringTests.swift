@@ -25,4 +25,18 @@ final class JSONStringTests: XCTestCase {
             XCTAssertEqual(decoded, [original], "quoted as \(quoted)")
         }
     }
+
+    func testWritingQuotedBytesGivesExactlyWhatQuoteGivesWithinTheRoomItAsksFor() {
+        let cases = ["", "plain", "\"", "\\", "a\"b\\c", "\n\r\t", "\u{00}\u{1f}x", "tail\u{01}", "\u{01}head", "é€😀\u{7f}",
+                     String(repeating: "\u{01}", count: 40)]
+        for text in cases {
+            let room = JSONString.maxQuotedCount(text)
+            // A guard byte after the room: a write past it would change it.
+            var buffer = [UInt8](repeating: 0xAA, count: room + 1)
+            let written = buffer.withUnsafeMutableBufferPointer { JSONString.write(text, quotedTo: $0.baseAddress!) }
+            XCTAssertLessThanOrEqual(written, room)
+            XCTAssertEqual(buffer[room], 0xAA)
+            XCTAssertEqual(String(decoding: buffer[..<written], as: UTF8.self), JSONString.quote(text), "\(Array(text.utf8))")
+        }
+    }
 }

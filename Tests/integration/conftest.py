@@ -67,10 +67,12 @@ class ApusServer:
     """One `apus serve` process. Its stderr is drained by a thread for the whole process life."""
 
     def __init__(self, binary: Path, repository: Path, extra: list[str], port: int = 0,
-                 threads: int | None = 2, prefix: tuple[str, ...] = ()):
+                 threads: int | None = 2, prefix: tuple[str, ...] = (), stdout: Path | None = None):
         """`threads=None` leaves the event loop count to the server; `prefix` runs it under a
-        wrapper command (`taskset -c 0`)."""
+        wrapper command (`taskset -c 0`); `stdout`: a file for its standard output (the access
+        log), else discarded."""
         self.binary = binary
+        self.stdout = stdout
         self.prefix = list(prefix)
         self.args = [
             "serve", "--host", "127.0.0.1", "--port", str(port), *(["--threads", str(threads)] if threads else []),
@@ -88,10 +90,11 @@ class ApusServer:
         deadline = time.monotonic() + 90.0
         while True:
             try:
-                self.proc = subprocess.Popen(
-                    [*self.prefix, str(self.binary), *self.args],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                )
+                with open(self.stdout, "ab") if self.stdout else open(os.devnull, "wb") as out:
+                    self.proc = subprocess.Popen(
+                        [*self.prefix, str(self.binary), *self.args],
+                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                    )
                 break
             except OSError as error:  # ENOENT / ETXTBSY while the binary is being written
                 if time.monotonic() > deadline:
@@ -184,8 +187,8 @@ def start_server(request, tmp_path_factory):
     repository = tmp_path_factory.mktemp("models")
     binary = apus_binary()
 
-    def start(*extra: str, repo: Path | None = None, port: int = 0, timeout: float = 30.0) -> ApusServer:
-        server = ApusServer(binary, repo or repository, list(extra), port=port)
+    def start(*extra: str, repo: Path | None = None, port: int = 0, timeout: float = 30.0, stdout: Path | None = None) -> ApusServer:
+        server = ApusServer(binary, repo or repository, list(extra), port=port, stdout=stdout)
         servers.append(server)
         return server.start(timeout)
 

@@ -793,3 +793,50 @@ def test_python_bundle_tool_makes_a_bundle_the_server_validates_and_serves(tmp_p
         assert meta["inputs"][0]["features"] == ["a", "b", "c", "d", "e"]
     finally:
         server.kill()
+
+
+def access_lines(path: Path, count: int, timeout: float = 5.0) -> list[dict]:
+    """The first `count` access log lines, parsed, once written (the log flushes every 200 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_and_sigterm_flushes_it(repo, tmp_path):
+    out = tmp_path / "stdout.log"
+    server = ApusServer(apus_binary(), repo, ["--access-log"], stdout=out).start()
+    try:
+        rows = np.full((1, 20), 0.25, np.float32)
+        body = json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": rows.reshape(-1).tolist()}]})
+        h2 = subprocess.run(["curl", "-s", "-o", "/dev/null", "--http2-prior-knowledge", "-H", "content-type: application/json",
+                             "-H", 'x-request-id: log "me"', "--data", body, f"{server.url}/v2/models/logreg/infer"], timeout=10)
+        assert h2.returncode == 0
+        split = infer_json(server.url, "churn", np.load(ZOO / "rf_binary" / "inputs.npy").astype(np.float32)[:2],
+                           headers={"apus-routing-key": "user-7"})
+        assert split.status_code == 200, split.text
+        assert httpx.get(f"{server.url}/v2/health/ready?probe=1", timeout=10).status_code == 200
+        assert httpx.get(f"{server.url}/v2/models/nope", timeout=10).status_code == 404
+        lines = access_lines(out, 4)
+        assert len(lines) == 4, out.read_text()
+        by_path = {line["path"]: line for line in lines}
+        logged = by_path["/v2/models/logreg/infer"]
+        assert logged["protocol"] == "HTTP/2" and logged["method"] == "POST" and logged["status"] == 200
+        assert logged["request_id"] == 'log "me"' and logged["model_version"] == "1" and logged["bytes"] > 0
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", logged["peer"]), logged
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", logged["time"]), logged
+        assert 0 <= logged["duration_us"] < 10_000_000
+        churn = by_path["/v2/models/churn/infer"]
+        assert churn["protocol"] == "HTTP/1.1" and churn["variant"] == split.headers["apus-variant"]
+        assert churn["model_version"] == split.headers["apus-model-version"] and churn["request_id"] == split.headers["x-request-id"]
+        assert by_path["/v2/health/ready?probe=1"]["status"] == 200 and "model_version" not in by_path["/v2/health/ready?probe=1"]
+        assert by_path["/v2/models/nope"]["status"] == 404
+        # Answers given just before SIGTERM are written at exit, not lost with the buffer.
+        assert httpx.get(f"{server.url}/v2/health/live", timeout=10).status_code == 200
+        server.terminate()
+        assert server.wait_exit(15) == 0
+        assert [line["path"] for line in access_lines(out, 5)][-1] == "/v2/health/live"
+    finally:
+        server.kill()
