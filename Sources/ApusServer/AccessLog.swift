@@ -33,6 +33,10 @@ public final class AccessLog: Sendable {
         public var requestID: String?
         public var modelVersion: String?
         public var variant: String?
+        /// The request's `x-forwarded-for` (the client behind a proxy, which `peer` then is) and
+        /// W3C `traceparent` (to find the request in a distributed trace), when it has them.
+        public var forwardedFor: String? = nil
+        public var traceparent: String? = nil
     }
 
     public typealias Output = @Sendable ([UInt8]) -> Void
@@ -110,7 +114,8 @@ public final class AccessLog: Sendable {
         var room = fixedBytes + JSONString.maxQuotedCount(entry.peer) + JSONString.maxQuotedCount(entry.method)
         room += JSONString.maxQuotedCount(entry.target) + JSONString.maxQuotedCount(entry.proto)
         room += JSONString.maxQuotedCount(entry.requestID ?? "") + JSONString.maxQuotedCount(entry.modelVersion ?? "")
-        room += JSONString.maxQuotedCount(entry.variant ?? "")
+        room += JSONString.maxQuotedCount(entry.variant ?? "") + JSONString.maxQuotedCount(entry.forwardedFor ?? "")
+        room += JSONString.maxQuotedCount(entry.traceparent ?? "")
         let before = state.pending.count
         // Room first, then one pass through a pointer: appending piece by piece to the array
         // (each a uniqueness and capacity check) cost three times as much.
@@ -146,6 +151,14 @@ public final class AccessLog: Sendable {
             if let variant = entry.variant {
                 out.literal(",\"variant\":")
                 out.quoted(variant)
+            }
+            if let forwardedFor = entry.forwardedFor {
+                out.literal(",\"forwarded_for\":")
+                out.quoted(forwardedFor)
+            }
+            if let traceparent = entry.traceparent {
+                out.literal(",\"traceparent\":")
+                out.quoted(traceparent)
             }
             out.literal("}\n")
             return out.count

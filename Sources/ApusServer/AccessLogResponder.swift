@@ -28,6 +28,8 @@ public struct AccessLogResponder: Responder {
         private let method: String
         private let target: String
         private let proto: String
+        private let forwardedFor: String?
+        private let traceparent: String?
         private let context: RequestContext
         private let writer: ResponseWriter
         private let log: AccessLog
@@ -37,6 +39,8 @@ public struct AccessLogResponder: Responder {
             method = request.method
             target = request.query.isEmpty ? request.path : request.path + "?" + request.query
             proto = request.version.rawValue
+            forwardedFor = request.headers[lowercased: "x-forwarded-for"]
+            traceparent = request.headers[lowercased: "traceparent"]
             self.context = context
             self.writer = writer
             self.log = log
@@ -50,7 +54,7 @@ public struct AccessLogResponder: Responder {
                     status: response.status, bytes: method == "HEAD" ? 0 : response.body.count,
                     durationMicros: now >= context.arrivalNanos ? (now - context.arrivalNanos) / 1000 : 0,
                     requestID: response.headers[lowercased: "x-request-id"], modelVersion: response.headers[lowercased: "apus-model-version"],
-                    variant: response.headers[lowercased: "apus-variant"]))
+                    variant: response.headers[lowercased: "apus-variant"], forwardedFor: forwardedFor, traceparent: traceparent))
             }
             writer.complete(response)
         }

@@ -79,7 +79,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT before closing.")
     var drainTimeout: Double = 25
 
-    @Flag(name: .customLong("access-log"), help: "Write one JSON line per answered request to standard output (time, peer, method, path, protocol, status, bytes, duration_us, request_id, model_version, variant), flushed every 32 KiB and at least every 200 ms.")
+    @Flag(name: .customLong("access-log"), help: "Write one JSON line per answered request to standard output (time, peer, method, path, protocol, status, bytes, duration_us, request_id, model_version, variant, forwarded_for, traceparent), flushed every 32 KiB and at least every 200 ms.")
     var accessLog = false
 
     func validate() throws {

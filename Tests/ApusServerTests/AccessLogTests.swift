@@ -86,13 +86,13 @@ final class AccessLogTests: XCTestCase {
     }
 
     private func serve(_ handler: @escaping Router.Handler, method: String = "POST", target: String = "/v2/models/churn/infer",
-                       version: Request.Version = .http2, arrival: UInt64 = MonotonicClock.nanoseconds())
+                       version: Request.Version = .http2, headers: HTTPFields = HTTPFields(), arrival: UInt64 = MonotonicClock.nanoseconds())
         -> (lines: [[String: Any]], answers: [Response]) {
         let writes = Writes()
         let log = AccessLog(flushBytes: 1 << 20, output: writes.output)
         let responder = AccessLogResponder(Router(routes: [], prefixes: [("/", handler)]), log: log)
         let sink = CapturingSink()
-        responder.respond(to: Request(method: method, target: target, headers: HTTPFields(), version: version),
+        responder.respond(to: Request(method: method, target: target, headers: headers, version: version),
                           context: RequestContext(remoteAddress: "10.0.0.7:4000", arrivalNanos: arrival),
                           writer: ResponseWriter(sink: sink, token: 7))
         log.flush()
@@ -102,10 +102,12 @@ final class AccessLogTests: XCTestCase {
         return (lines, sink.responses.withLock { $0 })
     }
 
-    func testAnAnswerIsLoggedWithItsRequestAndServedHeadersAndPassedOnUnchanged() throws {
+    func testAnAnswerIsLoggedWithItsRequestItsProxyAndTraceHeadersAndItsServedHeadersAndPassedOnUnchanged() throws {
         let answer = Response(status: 200, headers: HTTPFields([("x-request-id", "r-9"), ("apus-model-version", "2"), ("apus-variant", "canary")]),
                               body: Array("0123456789".utf8))
+        let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         let (lines, answers) = serve({ _, _, writer in writer.complete(answer) }, target: "/v2/models/churn/infer?debug=1", version: .http1_1,
+                                     headers: HTTPFields([("X-Forwarded-For", "203.0.113.9"), ("traceparent", trace)]),
                                      arrival: MonotonicClock.nanoseconds() - 3_000_000)
         XCTAssertEqual(answers, [answer])
         let line = try XCTUnwrap(lines.first)
@@ -119,6 +121,8 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(line["request_id"] as? String, "r-9")
         XCTAssertEqual(line["model_version"] as? String, "2")
         XCTAssertEqual(line["variant"] as? String, "canary")
+        XCTAssertEqual(line["forwarded_for"] as? String, "203.0.113.9")
+        XCTAssertEqual(line["traceparent"] as? String, trace)
         let duration = try XCTUnwrap(line["duration_us"] as? Int)
         XCTAssertGreaterThanOrEqual(duration, 3000, "counted from the request's arrival, not from the route")
     }

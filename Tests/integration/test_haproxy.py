@@ -110,8 +110,10 @@ def cluster(request, repo, tmp_path):
     assert len({*ports, lb_port, stats_port}) == REPLICAS + 2
     started: list[ApusServer] = []
 
+    access_logs = [tmp_path / f"access-{i}.log" for i in range(REPLICAS)]
+
     def start_replica(index: int) -> ApusServer:
-        server = ApusServer(apus_binary(), repo, ["--drain-timeout", "10"], port=ports[index])
+        server = ApusServer(apus_binary(), repo, ["--drain-timeout", "10", "--access-log"], port=ports[index], stdout=access_logs[index])
         started.append(server)
         server.start()
         assert server.port == ports[index]
@@ -121,7 +123,7 @@ def cluster(request, repo, tmp_path):
     env = {**os.environ, "APUS_LB_BIND": f"127.0.0.1:{lb_port}", "APUS_LB_STATS_BIND": f"127.0.0.1:{stats_port}",
            **{f"APUS_{i + 1}": f"127.0.0.1:{port}" for i, port in enumerate(ports)}}
     lb = HAProxy(HAPROXY_CFG, env, tmp_path / "haproxy.log", stats_port).start()
-    state = {"replicas": replicas, "ports": ports, "lb_port": lb_port, "lb": lb, "start_replica": start_replica}
+    state = {"replicas": replicas, "ports": ports, "lb_port": lb_port, "lb": lb, "start_replica": start_replica, "access_logs": access_logs}
     try:
         for i in range(REPLICAS):
             lb.wait_status(f"apus{i + 1}", "UP/L7OK", 15)
@@ -224,3 +226,10 @@ def test_same_routing_key_same_variant_on_every_replica_and_through_haproxy(clus
     after = [churn_requests(port) for port in cluster["ports"]]
     through_lb = [a - b - 40 for a, b in zip(after, before)]
     assert sum(through_lb) == 120 and all(n >= 30 for n in through_lb), through_lb
+    # The replicas' access logs name the client behind HAProxy (its "option forwardfor"): the
+    # 120 requests through it carry forwarded_for, the 120 direct ones do not.
+    time.sleep(0.5)   # the access log flushes every 200 ms
+    lines = [json.loads(line) for path in cluster["access_logs"] for line in path.read_text().splitlines()]
+    infers = [line for line in lines if line["path"] == "/v2/models/churn/infer"]
+    assert sum(1 for line in infers if line.get("forwarded_for") == "127.0.0.1") == 120, infers[-3:]
+    assert sum(1 for line in infers if "forwarded_for" not in line) == 120, infers[-3:]

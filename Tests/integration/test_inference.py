@@ -812,7 +812,8 @@ def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_a
         rows = np.full((1, 20), 0.25, np.float32)
         body = json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": rows.reshape(-1).tolist()}]})
         h2 = subprocess.run(["curl", "-s", "-o", "/dev/null", "--http2-prior-knowledge", "-H", "content-type: application/json",
-                             "-H", 'x-request-id: log "me"', "--data", body, f"{server.url}/v2/models/logreg/infer"], timeout=10)
+                             "-H", 'x-request-id: log "me"', "-H", "x-forwarded-for: 198.51.100.4", "--data", body,
+                             f"{server.url}/v2/models/logreg/infer"], timeout=10)
         assert h2.returncode == 0
         split = infer_json(server.url, "churn", np.load(ZOO / "rf_binary" / "inputs.npy").astype(np.float32)[:2],
                            headers={"apus-routing-key": "user-7"})
@@ -825,6 +826,7 @@ def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_a
         logged = by_path["/v2/models/logreg/infer"]
         assert logged["protocol"] == "HTTP/2" and logged["method"] == "POST" and logged["status"] == 200
         assert logged["request_id"] == 'log "me"' and logged["model_version"] == "1" and logged["bytes"] > 0
+        assert logged["forwarded_for"] == "198.51.100.4" and "traceparent" not in logged
         assert re.fullmatch(r"127\.0\.0\.1:\d+", logged["peer"]), logged
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", logged["time"]), logged
         assert 0 <= logged["duration_us"] < 10_000_000
