@@ -249,7 +249,7 @@ public final class AccessLog: Sendable {
     }
 
     /// The wall clock now, in nanoseconds since 1970.
-    static func unixNanosNow() -> Int64 {
+    public static func unixNanosNow() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
@@ -257,7 +257,7 @@ public final class AccessLog: Sendable {
 
     /// Writes all of `bytes`, retrying short writes and interrupted calls. A failed write (a
     /// closed pipe) drops the rest: the access log must never stop the server.
-    private static func writeAll(_ bytes: [UInt8], to fd: Int32) {
+    static func writeAll(_ bytes: [UInt8], to fd: Int32) {
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
             var done = 0

@@ -37,6 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format on standard error: text, or json (one JSON object per line: time, level, label, message, source and the metadata as fields).")
+    var logFormat: StandardErrorLogging.Format = .text
+
     @Option(help: "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; extra streams before the client ACKs it: RST_STREAM REFUSED_STREAM, after: GOAWAY PROTOCOL_ERROR.")
     var maxConcurrentStreams = 100
 
@@ -127,7 +130,7 @@ struct ServeCommand: AsyncParsableCommand {
     static func nanos(_ seconds: Double) -> Int64 { Int64((seconds * 1e9).rounded()) }
 
     func run() async throws {
-        StandardErrorLogging.bootstrap(level: logLevel)
+        StandardErrorLogging.bootstrap(level: logLevel, format: logFormat)
         let logger = Logger(label: "apus")
 
         var isDirectory: ObjCBool = false

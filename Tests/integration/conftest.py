@@ -25,7 +25,7 @@ from apus_h1 import ConnectionClosed as H1Closed, H1Conn  # noqa: E402
 from apus_h2 import ConnectionClosed as H2Closed, H2Client  # noqa: E402
 
 PACKAGE_ROOT = HERE.parent.parent
-PORT_LINE = re.compile(r"port=(\d+)")
+PORT_LINE = re.compile(r'(?:port=|"port":")(\d+)')  # text or --log-format json
 
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"

@@ -842,3 +842,19 @@ def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_a
         assert [line["path"] for line in access_lines(out, 5)][-1] == "/v2/health/live"
     finally:
         server.kill()
+
+
+def test_log_format_json_writes_every_server_log_line_as_one_json_object(repo):
+    server = ApusServer(apus_binary(), repo, ["--log-format", "json"]).start()
+    try:
+        assert httpx.get(f"{server.url}/v2/health/ready", timeout=10).status_code == 200
+        server.terminate()
+        assert server.wait_exit(15) == 0
+    finally:
+        server.kill()
+    lines = [json.loads(line) for line in server.log().splitlines()]
+    listening = next(line for line in lines if line["message"] == "listening")
+    assert listening["level"] == "info" and listening["port"] == str(server.port) and listening["host"] == "127.0.0.1"
+    assert any(line["message"] == "serving" and "churn/1" in line["versions"] for line in lines), lines
+    assert any(line["message"] == "shutting down" and line["signal"] == "15" for line in lines), lines
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
