@@ -140,26 +140,11 @@ public final class AccessLog: Sendable {
             out.decimal(UInt64(clamping: entry.bytes))
             out.literal(",\"duration_us\":")
             out.decimal(entry.durationMicros)
-            if let id = entry.requestID {
-                out.literal(",\"request_id\":")
-                out.quoted(id)
-            }
-            if let version = entry.modelVersion {
-                out.literal(",\"model_version\":")
-                out.quoted(version)
-            }
-            if let variant = entry.variant {
-                out.literal(",\"variant\":")
-                out.quoted(variant)
-            }
-            if let forwardedFor = entry.forwardedFor {
-                out.literal(",\"forwarded_for\":")
-                out.quoted(forwardedFor)
-            }
-            if let traceparent = entry.traceparent {
-                out.literal(",\"traceparent\":")
-                out.quoted(traceparent)
-            }
+            out.optional(",\"request_id\":", entry.requestID)
+            out.optional(",\"model_version\":", entry.modelVersion)
+            out.optional(",\"variant\":", entry.variant)
+            out.optional(",\"forwarded_for\":", entry.forwardedFor)
+            out.optional(",\"traceparent\":", entry.traceparent)
             out.literal("}\n")
             return out.count
         }
@@ -210,6 +195,13 @@ public final class AccessLog: Sendable {
 
         mutating func quoted(_ text: String) {
             count += JSONString.write(text, quotedTo: start + count)
+        }
+
+        /// `prefix` and `text` quoted, when there is a text; nothing otherwise.
+        mutating func optional(_ prefix: StaticString, _ text: String?) {
+            guard let text else { return }
+            literal(prefix)
+            quoted(text)
         }
 
         mutating func decimal(_ value: UInt64) {
