@@ -5,13 +5,6 @@ import XCTest
 @testable import ApusServer
 
 final class AccessLogTests: XCTestCase {
-    /// What the log wrote, as the calls to its output.
-    private final class Writes: Sendable {
-        let calls = Locked<[String]>([])
-        var output: AccessLog.Output { { bytes in self.calls.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } } }
-        var all: [String] { calls.withLock { $0 } }
-    }
-
     private static func entry(target: String = "/v2/models/churn/infer", status: Int = 200, id: String? = "abc-1") -> AccessLog.Entry {
         AccessLog.Entry(unixNanos: 1_764_645_600_123_456_789, peer: "127.0.0.1:54321", method: "POST", target: target, proto: "HTTP/2",
                         status: status, bytes: 81, durationMicros: 412, requestID: id, modelVersion: "1", variant: "stable")
@@ -47,7 +40,7 @@ final class AccessLogTests: XCTestCase {
     }
 
     func testLinesWaitInTheBufferUntilItFillsOrIsFlushedAndLeaveWholeAndInOrder() {
-        let writes = Writes()
+        let writes = CapturedWrites()
         let lineBytes = AccessLog.line(Self.entry()).utf8.count
         let log = AccessLog(flushBytes: 3 * lineBytes, output: writes.output)
         log.record(Self.entry(status: 200))
@@ -66,7 +59,7 @@ final class AccessLogTests: XCTestCase {
     }
 
     func testLinesFromManyThreadsAreAllWrittenWhole() {
-        let writes = Writes()
+        let writes = CapturedWrites()
         let log = AccessLog(flushBytes: 1000, output: writes.output)
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for i in 0..<250 { log.record(Self.entry(id: "t\(thread)-\(i)")) }
@@ -88,7 +81,7 @@ final class AccessLogTests: XCTestCase {
     private func serve(_ handler: @escaping Router.Handler, method: String = "POST", target: String = "/v2/models/churn/infer",
                        version: Request.Version = .http2, headers: HTTPFields = HTTPFields(), arrival: UInt64 = MonotonicClock.nanoseconds())
         -> (lines: [[String: Any]], answers: [Response]) {
-        let writes = Writes()
+        let writes = CapturedWrites()
         let log = AccessLog(flushBytes: 1 << 20, output: writes.output)
         let responder = AccessLogResponder(Router(routes: [], prefixes: [("/", handler)]), log: log)
         let sink = CapturingSink()
@@ -143,7 +136,7 @@ final class AccessLogTests: XCTestCase {
 
     func testAnAnswerGivenLaterFromAnotherThreadIsLoggedWhenItIsGiven() {
         let given = expectation(description: "answered")
-        let writes = Writes()
+        let writes = CapturedWrites()
         let log = AccessLog(flushBytes: 1, output: writes.output)
         let responder = AccessLogResponder(Router(routes: [], prefixes: [("/", { _, _, writer in
             DispatchQueue.global().async {

@@ -6,13 +6,7 @@ import XCTest
 @testable import ApusServer
 
 final class JSONLogHandlerTests: XCTestCase {
-    private final class Lines: Sendable {
-        let written = Locked<[String]>([])
-        var output: JSONLogHandler.Output { { bytes in self.written.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } } }
-        var all: [String] { written.withLock { $0 } }
-    }
-
-    private func logger(_ lines: Lines, level: Logger.Level = .info) -> Logger {
+    private func logger(_ lines: CapturedWrites, level: Logger.Level = .info) -> Logger {
         var handler = JSONLogHandler(label: "apus.test", now: { 1_764_645_600_123_000_000 }, output: lines.output)
         handler.logLevel = level
         return Logger(label: "apus.test", factory: { _ in handler })
@@ -23,14 +17,14 @@ final class JSONLogHandlerTests: XCTestCase {
     }
 
     func testAMessageIsOneJSONLineWithTimeLevelLabelMessageSourceAndItsMetadataAsFields() throws {
-        let lines = Lines()
+        let lines = CapturedWrites()
         logger(lines).info("serving", metadata: ["versions": "churn/1 churn/2", "usable-cores": "2"])
         XCTAssertEqual(lines.all, [#"{"time":"2025-12-02T03:20:00.123Z","level":"info","label":"apus.test","message":"serving","source":"ApusServerTests","#
                                    + #""usable-cores":"2","versions":"churn/1 churn/2"}"# + "\n"])
     }
 
     func testNestedMetadataBecomesJSONArraysAndObjectsAndFixedKeysAreNotShadowed() throws {
-        let lines = Lines()
+        let lines = CapturedWrites()
         logger(lines).warning("odd \"input\"\nhere", metadata: ["message": "shadow", "list": ["a", "b"], "map": ["k": "v", "n": ["x"]]])
         let line = try XCTUnwrap(lines.all.first)
         XCTAssertEqual(line.filter { $0 == "\n" }.count, 1, "a newline in the message is escaped")
@@ -45,7 +39,7 @@ final class JSONLogHandlerTests: XCTestCase {
     }
 
     func testMessagesBelowTheLevelAreNotWrittenAndLoggerMetadataIsIncluded() throws {
-        let lines = Lines()
+        let lines = CapturedWrites()
         var log = logger(lines, level: .notice)
         log[metadataKey: "peer"] = "127.0.0.1:5000"
         log.info("dropped")
