@@ -105,8 +105,10 @@ public final class AccessLog: Sendable {
         return String(decoding: state.pending, as: UTF8.self)
     }
 
-    /// Fixed text of a line: field names, punctuation, the time, three numbers.
-    private static let fixedBytes = 256
+    /// Room for a line's fixed text: its field names and punctuation (159 bytes with every
+    /// optional field), the time (at most 31, for a year of 12 digits) and three numbers (20
+    /// digits each), with a margin.
+    private static let fixedBytes = 512
 
     static func append(_ entry: Entry, to state: inout State) {
         if second(of: entry.unixNanos) != state.second { cacheSecond(of: entry.unixNanos, in: &state) }

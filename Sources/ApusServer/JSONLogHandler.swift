@@ -1,10 +1,5 @@
 import ApusCore
 import Logging
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A swift-log handler that writes each message as one JSON object per line (`apus serve
 /// --log-format json`), for log pipelines that parse JSON Lines without a custom pattern:
