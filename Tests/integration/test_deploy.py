@@ -313,6 +313,10 @@ def test_kubernetes_manifests_hang_together():
     assert pre_stop[0] == "sleep" and 2 <= int(pre_stop[1]) <= 10
     assert spec["terminationGracePeriodSeconds"] == 30 and drain == 25
     assert int(pre_stop[1]) + drain < spec["terminationGracePeriodSeconds"], "preStop + drain must end before SIGKILL"
+    # Every flag is one `apus serve` knows (a typo would crash-loop the pod).
+    known = set(re.findall(r"--[a-z-]+", subprocess.run([str(apus_binary()), "serve", "--help"], capture_output=True, text=True,
+                                                        timeout=30).stdout))
+    assert "--log-format" in args and {arg for arg in args if arg.startswith("--")} <= known, (args, known)
     # $(APUS_THREADS) is defined in the container's env.
     for arg in args:
         for ref in re.findall(r"\$\(([A-Z_]+)\)", arg):
