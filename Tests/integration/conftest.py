@@ -7,6 +7,7 @@ the test failed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -61,6 +62,19 @@ def apus_binary() -> Path:
     if not path.is_absolute() and not path.exists() and (PACKAGE_ROOT / name).exists():
         path = PACKAGE_ROOT / name
     return path.resolve() if path.exists() else path
+
+
+def json_lines(paths: list[Path], until=lambda lines: True, timeout: float = 5.0) -> list[dict]:
+    """The JSON lines of files a server writes (its access log), parsed, once `until(lines)` holds
+    or `timeout` passed (the access log flushes every 200 ms)."""
+    def complete(text: str) -> str:  # a line being written is left for the next read
+        return text[:text.rfind("\n") + 1]
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(line) for path in paths if path.exists() for line in complete(path.read_text()).splitlines()]
+        if until(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 class ApusServer:

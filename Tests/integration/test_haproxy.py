@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from apus_net import free_port
-from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
+from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle, json_lines
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 HAPROXY_CFG = PACKAGE_ROOT / "deploy/haproxy/haproxy.cfg"
@@ -228,8 +228,8 @@ def test_same_routing_key_same_variant_on_every_replica_and_through_haproxy(clus
     assert sum(through_lb) == 120 and all(n >= 30 for n in through_lb), through_lb
     # The replicas' access logs name the client behind HAProxy (its "option forwardfor"): the
     # 120 requests through it carry forwarded_for, the 120 direct ones do not.
-    time.sleep(0.5)   # the access log flushes every 200 ms
-    lines = [json.loads(line) for path in cluster["access_logs"] for line in path.read_text().splitlines()]
-    infers = [line for line in lines if line["path"] == "/v2/models/churn/infer"]
+    def churn_infers(lines: list[dict]) -> list[dict]:
+        return [line for line in lines if line["path"] == "/v2/models/churn/infer"]
+    infers = churn_infers(json_lines(cluster["access_logs"], until=lambda lines: len(churn_infers(lines)) >= 240))
     assert sum(1 for line in infers if line.get("forwarded_for") == "127.0.0.1") == 120, infers[-3:]
     assert sum(1 for line in infers if "forwarded_for" not in line) == 120, infers[-3:]

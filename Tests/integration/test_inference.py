@@ -23,7 +23,7 @@ import pytest
 
 from apus_h2 import H2Client
 from apus_net import free_port
-from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle
+from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle, json_lines
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
 
@@ -795,16 +795,6 @@ def test_python_bundle_tool_makes_a_bundle_the_server_validates_and_serves(tmp_p
         server.kill()
 
 
-def access_lines(path: Path, count: int, timeout: float = 5.0) -> list[dict]:
-    """The first `count` access log lines, parsed, once written (the log flushes every 200 ms)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= count or time.monotonic() > deadline:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.05)
-
-
 def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_and_sigterm_flushes_it(repo, tmp_path):
     out = tmp_path / "stdout.log"
     server = ApusServer(apus_binary(), repo, ["--access-log"], stdout=out).start()
@@ -820,7 +810,7 @@ def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_a
         assert split.status_code == 200, split.text
         assert httpx.get(f"{server.url}/v2/health/ready?probe=1", timeout=10).status_code == 200
         assert httpx.get(f"{server.url}/v2/models/nope", timeout=10).status_code == 404
-        lines = access_lines(out, 4)
+        lines = json_lines([out], until=lambda lines: len(lines) >= 4)
         assert len(lines) == 4, out.read_text()
         by_path = {line["path"]: line for line in lines}
         logged = by_path["/v2/models/logreg/infer"]
@@ -839,7 +829,7 @@ def test_access_log_has_one_json_line_per_answered_request_over_both_protocols_a
         assert httpx.get(f"{server.url}/v2/health/live", timeout=10).status_code == 200
         server.terminate()
         assert server.wait_exit(15) == 0
-        assert [line["path"] for line in access_lines(out, 5)][-1] == "/v2/health/live"
+        assert [line["path"] for line in json_lines([out], until=lambda lines: len(lines) >= 5)][-1] == "/v2/health/live"
     finally:
         server.kill()
 
