@@ -33,6 +33,20 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(Set(object.keys), ["time", "peer", "method", "path", "protocol", "status", "bytes", "duration_us"])
     }
 
+    func testALineOfExtremeValuesStaysWithinTheRoomItReservesAndParses() throws {
+        // Every text all escapes (six bytes each), the largest numbers, a far-off year: a line
+        // longer than its reserved room would trap when the unused room is removed.
+        let escapes = String(repeating: "\u{1}", count: 2000)
+        let extreme = AccessLog.Entry(unixNanos: Int64.max, peer: escapes, method: escapes, target: escapes, proto: escapes,
+                                      status: Int.max, bytes: Int.max, durationMicros: UInt64.max, requestID: escapes,
+                                      modelVersion: escapes, variant: escapes, forwardedFor: escapes, traceparent: escapes)
+        let line = AccessLog.line(extreme)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["traceparent"] as? String, escapes)
+        XCTAssertEqual((object["duration_us"] as? NSNumber)?.uint64Value, UInt64.max)
+        XCTAssertTrue((object["time"] as? String)?.hasPrefix("2262-04-11T23:47:16.854") ?? false, "\(object["time"] ?? "")")
+    }
+
     func testTimestampsAreRFC3339UTCWithMilliseconds() {
         XCTAssertEqual(AccessLog.timestamp(unixNanos: 0), "1970-01-01T00:00:00.000Z")
         XCTAssertEqual(AccessLog.timestamp(unixNanos: 951_782_400_999_999_999), "2000-02-29T00:00:00.999Z")
