@@ -20,10 +20,10 @@ public final class Application: Sendable {
     public let repository: ModelRepository?
     public let service: InferenceService?
 
-    /// `repository`: nil serves only the health routes (transport tests). `accessLog`: every
-    /// answered request is recorded there (nil: no access log).
     public let metrics: ServerMetrics?
 
+    /// `repository`: nil serves only the health routes (transport tests). `accessLog`: every
+    /// answered request is recorded there (nil: no access log).
     public init(configuration: HTTPServer.Configuration, repository: ModelRepository? = nil,
                 splitter: TrafficSplitter? = nil, metrics: ServerMetrics? = nil,
                 outcomes: OutcomeTracker? = nil, canary: CanaryController? = nil,

@@ -8,9 +8,10 @@ import Logging
 ///
 /// Metadata (the handler's, the logger's, the message's; later ones win) becomes top-level
 /// fields, strings for plain values and JSON arrays and objects for nested ones. A metadata key
-/// that would shadow one of the fixed fields is written as `metadata.<key>`. Each line goes out
-/// in one `write` under a lock, so lines from different threads never interleave. Thread-safe
-/// (a value; the output is shared and locked).
+/// that would shadow one of the fixed fields is written as `metadata.<key>`. Each line is handed
+/// to the output whole; `standardError` writes it in one `write` under a process-wide lock, so
+/// lines from different threads never interleave. Thread-safe (a value; an output given to `init`
+/// must accept calls from any thread).
 public struct JSONLogHandler: LogHandler {
     public typealias Output = @Sendable ([UInt8]) -> Void
 
