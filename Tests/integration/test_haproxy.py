@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from apus_net import free_port
+from apus_net import free_ports
 from conftest import ApusServer, PACKAGE_ROOT, apus_binary, bundle, json_lines
 
 ZOO = PACKAGE_ROOT / "Tests/ApusRuntimeTests/Fixtures/zoo"
@@ -105,9 +105,7 @@ def cluster(request, repo, tmp_path):
     """Three replicas on fixed loopback ports (restarts reuse them) behind the shipped config."""
     if shutil.which("haproxy") is None:
         pytest.fail("haproxy is not installed (scripts/install-deps.sh --test installs it)")
-    ports = [free_port() for _ in range(REPLICAS)]
-    lb_port, stats_port = free_port(), free_port()
-    assert len({*ports, lb_port, stats_port}) == REPLICAS + 2
+    *ports, lb_port, stats_port = free_ports(REPLICAS + 2)
     started: list[ApusServer] = []
 
     access_logs = [tmp_path / f"access-{i}.log" for i in range(REPLICAS)]
