@@ -68,9 +68,15 @@ extension HTTP2ConnectionStateMachine {
         block.seen |= flag
         switch flag {
         case PseudoField.method:
+            // The common methods are literals, valid tokens by construction: only others are scanned.
+            if let known = Self.knownMethod(value) {
+                block.method = known
+                return
+            }
             guard !value.isEmpty, Self.all(value, are: ByteClass.method) else { return reject(400, ":method \(Self.printable(value)) is not a token") }
-            block.method = Self.method(value)
+            block.method = String(decoding: value, as: UTF8.self)
         case PseudoField.scheme:
+            if Self.equal(value, "http") || Self.equal(value, "https") { return }
             guard let first = value.first, first > UInt8(ascii: "9"), Self.all(value, are: ByteClass.scheme) else {
                 return reject(400, ":scheme \(Self.printable(value)) is not a URI scheme")
             }
@@ -82,16 +88,26 @@ extension HTTP2ConnectionStateMachine {
             }
             block.path = targets.string(value)
         default:
+            // A client names the same authority on every request of a connection: the last one
+            // that passed is kept, and the same bytes again need neither a scan nor a lookup.
+            if let authority = validatedAuthority, Self.equal(value, authority) {
+                block.fields.appendLowercased(name: "host", value: authority)
+                return
+            }
             guard !value.isEmpty, Self.all(value, are: ByteClass.authority) else {
                 return reject(400, ":authority \(Self.printable(value)) is not a valid authority")
             }
-            block.fields.appendLowercased(name: "host", value: targets.string(value))
+            let authority = targets.string(value)
+            validatedAuthority = authority
+            block.fields.appendLowercased(name: "host", value: authority)
         }
     }
 
     mutating func regularFieldReceived(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         block.regularSeen = true
-        guard !name.isEmpty, Self.all(name, are: ByteClass.name) else {
+        // Known names (the ones most requests carry) are valid literals: only others are scanned.
+        let known = HeaderStringCache.knownName(name)
+        guard !name.isEmpty, known != nil || Self.all(name, are: ByteClass.name) else {
             return reject(400, "header field name \(Self.printable(name)) is not valid (HTTP/2 field names are lower-case tokens)")
         }
         guard Self.isValidValue(value) else {
@@ -120,7 +136,7 @@ extension HTTP2ConnectionStateMachine {
         default: break
         }
         // Kept as strings: repeated names and values come back from the connection's cache.
-        block.fields.appendLowercased(name: strings.name(name), value: strings.string(value))
+        block.fields.appendLowercased(name: known ?? strings.string(name), value: strings.string(value))
     }
 
     /// A field value (RFC 9113 8.2.1): no NUL, CR, LF or other control bytes except tab, and no

@@ -96,6 +96,8 @@ struct HTTP2ConnectionStateMachine {
     var strings = HeaderStringCache()
     /// Request paths and the authority (kept apart so unique paths do not evict header values).
     var targets = HeaderStringCache(capacity: 4)
+    /// The last :authority that passed its check (see `pseudoFieldReceived`).
+    var validatedAuthority: String?
     private(set) var drain: DrainState = .active
     private var idleSince: Int64?
     private var unwritableSince: Int64?
@@ -160,6 +162,17 @@ struct HTTP2ConnectionStateMachine {
         return memcmp(base, literal.utf8Start, bytes.count) == 0
     }
 
+    /// Whether `bytes` are exactly `text`'s UTF-8.
+    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: String) -> Bool {
+        guard bytes.count == text.utf8.count else { return false }
+        guard let base = bytes.baseAddress else { return true }
+        let same: Bool? = text.utf8.withContiguousStorageIfAvailable { stored in
+            guard let storedBase = stored.baseAddress else { return false }
+            return memcmp(storedBase, base, bytes.count) == 0
+        }
+        return same ?? bytes.elementsEqual(text.utf8)
+    }
+
     /// The block's request is malformed or over a limit: it is answered `status` once the block
     /// ends, and nothing more of it is kept.
     mutating func reject(_ status: Int, _ message: String) {
@@ -182,12 +195,12 @@ struct HTTP2ConnectionStateMachine {
         return n
     }
 
-    /// The common methods as literals (free to hand out); others decoded.
-    static func method(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+    /// The common methods as literals (free to hand out); nil for others.
+    static func knownMethod(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         switch bytes.count {
         case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"): return "GET"
         case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T"): return "POST"
-        default: return String(decoding: bytes, as: UTF8.self)
+        default: return nil
         }
     }
 

@@ -30,11 +30,19 @@ struct HeaderStringCache {
 
     /// A field name: a literal for the known ones, else as `string(_:)`.
     mutating func name(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        if bytes.count < Self.knownNames.count, let base = bytes.baseAddress {
-            for known in Self.knownNames[bytes.count] where memcmp(known.bytes, base, bytes.count) == 0 { return known.name }
-        }
-        return string(bytes)
+        Self.knownName(bytes) ?? string(bytes)
     }
+
+    /// The literal for a known field name with exactly these bytes, or nil. Every known name is
+    /// a valid lower-case token, so a match needs no validation of its bytes either.
+    static func knownName(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        guard bytes.count < knownNames.count, let base = bytes.baseAddress else { return nil }
+        for known in knownNames[bytes.count] where memcmp(known.bytes, base, bytes.count) == 0 { return known.name }
+        return nil
+    }
+
+    /// Every known name (for tests).
+    static var allKnownNames: [String] { knownNames.flatMap { $0.map(\.name) } }
 
     mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         guard bytes.count > 15 else { return Self.find(bytes, in: &small, capacity: Self.smallCapacity, next: &nextSmall) }

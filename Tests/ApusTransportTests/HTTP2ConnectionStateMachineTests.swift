@@ -373,6 +373,42 @@ final class HTTP2ConnectionStateMachineTests: XCTestCase {
         }
     }
 
+    func testShortcutsForKnownNamesMethodsSchemesAndARepeatedAuthorityAcceptOnlyWhatTheFullCheckAccepts() {
+        // Known names and methods skip the byte scan: each must pass it.
+        for name in HeaderStringCache.allKnownNames {
+            var bytes = name
+            XCTAssertTrue(bytes.withUTF8 { Machine.all($0, are: Machine.ByteClass.name) }, name)
+        }
+        for method in ["GET", "POST"] {
+            var bytes = method
+            XCTAssertEqual(bytes.withUTF8 { Machine.knownMethod($0) }, method)
+            XCTAssertTrue(bytes.withUTF8 { Machine.all($0, are: Machine.ByteClass.method) }, method)
+        }
+        // One connection: the authority that passed is kept, and only the same bytes skip the check.
+        var machine = Machine(limits: limits(), now: 0)
+        func send(_ id: Int32, method: String, scheme: String, authority: String) -> Machine.Action? {
+            machine.streamOpened(id, now: 0)
+            for (name, value) in [(":method", method), (":scheme", scheme), (":path", "/"), (":authority", authority)] {
+                machine.headerReceived(id, name: name, value: value)
+            }
+            return machine.headersComplete(id, endStream: true, now: 0)
+        }
+        XCTAssertEqual(send(1, method: "GET", scheme: "http", authority: "a.example:8080"), .dispatch(streamID: 1))
+        XCTAssertEqual(machine.takeRequest(1)?.headers["host"], "a.example:8080")
+        guard case .respondWithError(3, 400, let message)? = send(3, method: "GET", scheme: "http", authority: "a.example/8080") else {
+            return XCTFail("an authority of the kept one's length but other bytes was not checked")
+        }
+        XCTAssert(message.contains(":authority"), message)
+        XCTAssertEqual(send(5, method: "PATCH", scheme: "https", authority: "a.example:8080"), .dispatch(streamID: 5))
+        let request = machine.takeRequest(5)
+        XCTAssertEqual(request?.method, "PATCH")
+        XCTAssertEqual(request?.headers["host"], "a.example:8080")
+        XCTAssertEqual(send(7, method: "GET", scheme: "httpx", authority: "b.example"), .dispatch(streamID: 7), "other schemes are scanned, not refused")
+        guard case .respondWithError(9, 400, _)? = send(9, method: "GET", scheme: "http:", authority: "a.example:8080") else {
+            return XCTFail("a scheme that only starts like http was not checked")
+        }
+    }
+
     func testTheBodyMustBeAsLongAsItsContentLength() {
         func run(_ chunks: [[UInt8]], declared: String = "3", endStreamOnHeaders: Bool = false) -> Machine.Action? {
             var machine = Machine(limits: limits(), now: 0)
