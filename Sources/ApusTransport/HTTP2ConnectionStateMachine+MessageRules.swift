@@ -154,15 +154,20 @@ extension HTTP2ConnectionStateMachine {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let raw = UnsafeRawPointer(base)
         var i = 0
-        while i + 8 <= bytes.count {
-            let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            // A byte under `floor` (<= 0x80): its high bit survives the subtraction of `floor`
-            // from every byte and is clear in the word. DEL: a zero byte once xor-ed with 0x7F.
+        // A byte under `floor` (<= 0x80): its high bit survives the subtraction of `floor` from
+        // every byte and is clear in the word. DEL: a zero byte once xor-ed with 0x7F.
+        func clean(_ word: UInt64) -> Bool {
             let del = word ^ (ones &* 0x7F)
-            let suspicious = ((word &- ones &* UInt64(floor)) & ~word & highs) | ((del &- ones) & ~del & highs)
-            guard suspicious == 0 else { break }
+            return ((word &- ones &* UInt64(floor)) & ~word & highs) | ((del &- ones) & ~del & highs) == 0
+        }
+        while i + 8 <= bytes.count {
+            guard clean(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) else { break }
             i += 8
         }
+        // Every whole word was clean and less than one is left: the final eight bytes, overlapping
+        // checked ones, in one load.
+        if i + 8 > bytes.count, i < bytes.count, bytes.count >= 8,
+           clean(raw.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self)) { return true }
         while i < bytes.count {
             let byte = bytes[i]
             if (byte < floor && !(tabAllowed && byte == 0x09)) || byte == 0x7F { return false }

@@ -53,6 +53,33 @@ final class HeaderStringCacheTests: XCTestCase {
         XCTAssertEqual(storage(again), storage(kept))
     }
 
+    func testValuesAndNamesDifferingInAnyOneByteAreNeverConfused() {
+        // Keys compare the first and last eight bytes: runs longer than 16 differ in the middle too.
+        var cache = HeaderStringCache(capacity: 4)
+        for length in [1, 7, 8, 9, 15, 16, 17, 24, 40] {
+            let base = String(repeating: "a", count: length)
+            for position in 0..<length {
+                var bytes = Array(base.utf8)
+                bytes[position] = UInt8(ascii: "b")
+                let variant = String(decoding: bytes, as: UTF8.self)
+                XCTAssertEqual(string(&cache, base), base)
+                XCTAssertEqual(string(&cache, variant), variant, "length \(length), byte \(position)")
+                XCTAssertEqual(string(&cache, base), base, "length \(length), byte \(position)")
+            }
+        }
+        for name in HeaderStringCache.allKnownNames {
+            var exact = name
+            XCTAssertEqual(exact.withUTF8 { HeaderStringCache.knownName($0) }, name)
+            for position in 0..<name.utf8.count {
+                var bytes = Array(name.utf8)
+                bytes[position] ^= 0x01
+                XCTAssertNil(bytes.withUnsafeBufferPointer { HeaderStringCache.knownName($0) }, "\(name), byte \(position)")
+            }
+            var longer = name + "x"
+            XCTAssertNil(longer.withUTF8 { HeaderStringCache.knownName($0) })
+        }
+    }
+
     private func storage(_ text: String) -> UnsafeRawPointer? {
         text.utf8.withContiguousStorageIfAvailable { UnsafeRawPointer($0.baseAddress) } ?? nil
     }
