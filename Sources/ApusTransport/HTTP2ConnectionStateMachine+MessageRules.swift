@@ -90,7 +90,7 @@ extension HTTP2ConnectionStateMachine {
         default:
             // A client names the same authority on every request of a connection: the last one
             // that passed is kept, and the same bytes again need neither a scan nor a lookup.
-            if let authority = validatedAuthority, Self.equal(value, authority) {
+            if let authority = validatedAuthority, Self.equal(value, string: authority) {
                 block.fields.appendLowercased(name: "host", value: authority)
                 return
             }

@@ -162,8 +162,9 @@ struct HTTP2ConnectionStateMachine {
         return memcmp(base, literal.utf8Start, bytes.count) == 0
     }
 
-    /// Whether `bytes` are exactly `text`'s UTF-8.
-    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ text: String) -> Bool {
+    /// Whether `bytes` are exactly `text`'s UTF-8. Labelled apart from the `StaticString` form so
+    /// that literals keep resolving to that one (a `memcmp` on the binary's bytes).
+    static func equal(_ bytes: UnsafeBufferPointer<UInt8>, string text: String) -> Bool {
         guard bytes.count == text.utf8.count else { return false }
         guard let base = bytes.baseAddress else { return true }
         let same: Bool? = text.utf8.withContiguousStorageIfAvailable { stored in
