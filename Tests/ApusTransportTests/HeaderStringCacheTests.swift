@@ -54,7 +54,8 @@ final class HeaderStringCacheTests: XCTestCase {
     }
 
     func testValuesAndNamesDifferingInAnyOneByteAreNeverConfused() {
-        // Keys compare the first and last eight bytes: runs longer than 16 differ in the middle too.
+        // Every byte must count: a match on a sampled key (the length and the first and last eight
+        // bytes) would confuse runs longer than 16 that differ only in the middle.
         var cache = HeaderStringCache(capacity: 4)
         for length in [1, 7, 8, 9, 15, 16, 17, 24, 40] {
             let base = String(repeating: "a", count: length)
