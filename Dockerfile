@@ -27,10 +27,11 @@ RUN swift package resolve
 # Every folder Package.swift names (Sources, loadtest, examples, Tests...) must exist for the
 # manifest to load, so the whole context is copied (.dockerignore drops build outputs and .git).
 COPY . .
+# The flags of scripts/build-release.sh, so the image runs the binary the benchmarks measured.
 # --static-swift-stdlib: the Swift runtime and Foundation are linked in, so the runtime image
 # needs only glibc, libstdc++, nghttp2, zlib and jemalloc. On x86_64, release builds target x86-64-v3
 # (Haswell: AVX2 + FMA; see Package.swift), so the image needs such a CPU.
-RUN swift build -c release --product apus --static-swift-stdlib \
+RUN swift build -c release --product apus --static-swift-stdlib --experimental-lto-mode=full \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/apus" /staging/usr/local/bin/apus \
     && /staging/usr/local/bin/apus --help > /dev/null
 

@@ -539,6 +539,10 @@ def test_dockerfile_is_consistent_with_the_repository():
     build_pkgs = re.search(r"for pkg in ([^;]+); do\n\s+have_pkg", install_deps).group(1).split()
     assert build_pkgs and all(pkg in build_stage for pkg in build_pkgs), (build_pkgs, build_stage)
     assert "swift build -c release --product apus" in build_stage
+    # The image's binary is built as scripts/build-release.sh builds the benchmarked one.
+    release_script = (PACKAGE_ROOT / "scripts/build-release.sh").read_text()
+    for flag in ("--static-swift-stdlib", "--experimental-lto-mode=full"):
+        assert flag in build_stage and flag in release_script, flag
     runtime = runs[-1]
     assert "libnghttp2-14" in runtime and "zlib1g" in runtime and "libjemalloc2" in runtime and "useradd" in runtime
     user = next(rest for word, rest in instructions if word == "USER")
