@@ -92,6 +92,17 @@ struct HTTP2ConnectionStateMachine {
     /// then updates this one struct, not an entry of `streams` found by id (bounds- and
     /// uniqueness-checked at every access).
     var block = HeaderBlock()
+    /// The connection's last accepted request block, reused whole when a block repeats it (see
+    /// `HeaderBlockMemo`), and the fields of the block in progress, recorded to become the next one.
+    private var memo = HeaderBlockMemo()
+    private var recording = HeaderBlockMemo()
+    /// While true, every field of the block in progress has repeated the memo's so far: they are
+    /// counted, not processed (`repeatedFields` of them, `repeatedBytes` long).
+    private var repeating = false
+    private var repeatedFields = 0
+    private var repeatedBytes = 0
+    /// Blocks that repeated the memo whole (for tests: the reuse is otherwise invisible).
+    private(set) var repeatedBlocks = 0
     /// Repeated header names and values of this connection, made into strings once.
     var strings = HeaderStringCache()
     /// Request paths and the authority (kept apart so unique paths do not evict header values).
@@ -132,7 +143,12 @@ struct HTTP2ConnectionStateMachine {
         ids.append(id)
         streams.append(Stream(id: id, openedAt: now))
         block = HeaderBlock(id: id)
-        block.fields.reserveCapacity(8)
+        recording.removeAll()
+        repeatedFields = 0
+        repeatedBytes = 0
+        repeating = memo.block != nil
+        // Room for a typical block's fields, unless the memo's may be reused (no allocation).
+        if !repeating { block.fields.reserveCapacity(8) }
         idleSince = nil
     }
 
@@ -142,16 +158,47 @@ struct HTTP2ConnectionStateMachine {
     mutating func headerReceived(_ id: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         // Another id: trailers, or a block whose stream is gone; neither is kept.
         guard block.id == id, block.rejection == nil else { return }
+        if repeating {
+            if memo.matches(repeatedFields, at: repeatedBytes, name: name, value: value) {
+                repeatedFields += 1
+                repeatedBytes += name.count + value.count
+                return
+            }
+            stopRepeating()
+            guard block.rejection == nil else { return }
+        }
+        fieldReceived(name: name, value: value)
+    }
+
+    /// The block in progress no longer repeats the memo: the fields it repeated go through the
+    /// rules (and into the recording) as they would have on arrival.
+    private mutating func stopRepeating() {
+        repeating = false
+        block.fields.reserveCapacity(8)
+        // A copy: the replay changes `self`.
+        let memo = self.memo
+        memo.forEachField(upTo: repeatedFields) { name, value in
+            fieldReceived(name: name, value: value)
+            return block.rejection == nil
+        }
+    }
+
+    /// One field through the block's limits and HTTP/2's rules.
+    private mutating func fieldReceived(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
         block.headerBytes += name.count + value.count
         block.headerCount += 1
         if block.headerBytes > limits.maxHeaderListBytes {
             reject(431, "request header list exceeds \(limits.maxHeaderListBytes) bytes")
         } else if block.headerCount > limits.maxHeaderCount {
             reject(431, "request has more than \(limits.maxHeaderCount) header fields")
-        } else if name.first == UInt8(ascii: ":") {
-            pseudoFieldReceived(name: name, value: value)
         } else {
-            regularFieldReceived(name: name, value: value)
+            // Within the limits, so the recording stays bounded by them.
+            recording.record(name: name, value: value)
+            if name.first == UInt8(ascii: ":") {
+                pseudoFieldReceived(name: name, value: value)
+            } else {
+                regularFieldReceived(name: name, value: value)
+            }
         }
     }
 
@@ -216,7 +263,18 @@ struct HTTP2ConnectionStateMachine {
     mutating func headersComplete(_ id: Int32, endStream: Bool, now: Int64) -> Action? {
         guard let i = index(of: id), streams[i].phase == .headers else { return nil }
         streams[i].headersDoneAt = now
+        var fresh = false
         if block.id == id {
+            if repeating, repeatedFields == memo.count, let repeated = memo.block {
+                // The memo's block again: shared, not rebuilt (its checks passed).
+                block = repeated
+                block.id = id
+                repeatedBlocks += 1
+            } else {
+                if repeating { stopRepeating() }
+                fresh = true
+            }
+            repeating = false
             // Moved in whole (a swap of two entries' words); `block` is left empty.
             swap(&streams[i].head, &block)
         }
@@ -229,6 +287,11 @@ struct HTTP2ConnectionStateMachine {
             return .respondWithError(streamID: id, status: 413, message: "request body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)")
         }
         streams[i].phase = .body
+        if fresh {
+            // Accepted: the block to reuse when the next one repeats it.
+            swap(&memo, &recording)
+            memo.block = streams[i].head
+        }
         if endStream { return endOfBody(at: i) }
         // Only once the limits passed: a refused body is answered with the refusal instead.
         return streams[i].head.expectsContinue ? .sendContinue(streamID: id) : nil
@@ -298,7 +361,10 @@ struct HTTP2ConnectionStateMachine {
     mutating func streamClosed(_ id: Int32, now: Int64) -> (wasPending: Bool, action: Action?) {
         var pending = false
         // A block cut short (its stream reset) is dropped with its stream.
-        if block.id == id { block = HeaderBlock() }
+        if block.id == id {
+            block = HeaderBlock()
+            repeating = false
+        }
         if let i = index(of: id) {
             pending = streams[i].phase == .dispatched
             // The last entry moves into the slot (moved out, not swapped: a swap retained and
