@@ -51,6 +51,8 @@ final class HeaderBlockMemoTests: XCTestCase {
         // Each variant differs from `base` at one place: a value, a name, a dropped or an added
         // field, at the start, middle or end; each then becomes the block to repeat.
         var variants: [[(String, String)]] = []
+        // (Not the authority, which every expectation below names, nor the content-length,
+        // which must stay the body's length.)
         for i in base.indices where i != 2 && i != 6 {
             var changed = base
             changed[i].1 += "x"
