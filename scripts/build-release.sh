@@ -10,8 +10,8 @@
 # callgrind, 10,000 batch-1 protobuf requests on one event loop, logreg 34,685 -> 33,559
 # instructions per request (-3.2%) and the batched MLP 36,364 -> 35,117; logreg server CPU per
 # request in alternated 3 s h2load rounds (medians): 4.08 -> 3.78 us over 16 rounds each, 4.88 ->
-# 3.99 us over 8 more in a noisier hour. It costs about a minute more per build (4.6 min from
-# scratch on 2 cores).
+# 3.99 us over 8 more in a noisier hour. It costs build time: 4.6 min for `apus` from scratch on
+# 2 cores, and `scripts/serve.sh` in a fresh clone was ready after 314 s instead of 179 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The headers it links against (libnghttp2-dev, zlib1g-dev...), so every benchmark script works on
