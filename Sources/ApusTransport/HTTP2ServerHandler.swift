@@ -34,6 +34,8 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private var streamIO: [StreamIO] = []
     /// Reused for every response's header block (it keeps its memory).
     private let headerScratch = NGHTTP2HeaderList()
+    /// What `headerScratch` holds: the next answer repacks only the fields after those it shares.
+    private var answerHead = ResponseHeadMemo()
     /// The time of the current read or tick, read once per event rather than once per frame.
     private var now: Int64
     private var context: ChannelHandlerContext?
@@ -462,6 +464,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
             submit(streamID: streamID, response: .error(ApusError(Self.code(forStatus: status), message)))
         case .sendContinue(let streamID):
             // The responses' scratch list: nghttp2 copies the fields during the submit.
+            answerHead.forget()
             headerScratch.removeAll()
             headerScratch.append(literal: ":status", decimal: 100)
             let rv = headerScratch.withNV { nva, count in
@@ -537,15 +540,7 @@ final class HTTP2ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, L
     private func submit(streamID: Int32, response: Response) {
         guard let session else { return }
         // One byte buffer holds every name and value; nghttp2 copies them during the call.
-        headerScratch.removeAll()
-        headerScratch.append(literal: ":status", decimal: response.status)
-        headerScratch.append(literal: "content-length", decimal: response.body.count)
-        for field in response.headers {
-            // Lengths first: these run for every field of every answer.
-            let length = field.name.utf8.count
-            if (length == 14 && field.name == "content-length") || (length == 10 && field.name == "connection") { continue }
-            headerScratch.append(field.name, field.value, indexed: length != 12 || field.name != "x-request-id")
-        }
+        answerHead.pack(status: response.status, bodyCount: response.body.count, headers: response.headers, into: headerScratch)
         let hasBody = !response.body.isEmpty
         if hasBody {
             if let i = ioIndex(streamID) {

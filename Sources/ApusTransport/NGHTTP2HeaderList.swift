@@ -46,6 +46,16 @@ final class NGHTTP2HeaderList {
         count = 0
     }
 
+    /// Keeps the first `fields` fields (and their bytes) and drops the rest: the fields are laid
+    /// out in order, so the kept ones end where the next one began.
+    func removeAll(keepingFirst fields: Int) {
+        guard fields > 0 else { return removeAll() }
+        guard fields < count else { return }
+        let last = spans[fields - 1]
+        byteCount = last.value + last.valueLength
+        count = fields
+    }
+
     /// `indexed: false` sends the field as an HPACK literal never indexed: for values that never
     /// repeat (request ids), adding each to the dynamic table only evicts entries that do repeat
     /// and costs nghttp2 a table insert and eviction per response.
