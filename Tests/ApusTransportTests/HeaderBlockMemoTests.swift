@@ -130,6 +130,30 @@ final class HeaderBlockMemoTests: XCTestCase {
         XCTAssertEqual(machine.repeatedBlocks, 1)
     }
 
+    func testMemoTellsApartValuesOfEveryLengthDifferingInAnyOneByte() {
+        // The comparison goes a word at a time with an overlapping last word: every length
+        // around the word sizes, and a difference at every position, first and last included.
+        for length in 0...41 {
+            var memo = HeaderBlockMemo()
+            let name = Array("x-field".utf8)
+            let value = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            name.withUnsafeBufferPointer { n in value.withUnsafeBufferPointer { v in memo.record(name: n, value: v) } }
+            name.withUnsafeBufferPointer { n in
+                value.withUnsafeBufferPointer { v in XCTAssertTrue(memo.matches(0, at: 0, name: n, value: v), "length \(length)") }
+                for position in 0..<length {
+                    var other = value
+                    other[position] ^= 0x20
+                    other.withUnsafeBufferPointer { v in XCTAssertFalse(memo.matches(0, at: 0, name: n, value: v), "length \(length), byte \(position)") }
+                }
+            }
+            for position in 0..<name.count {
+                var other = name
+                other[position] ^= 0x01
+                other.withUnsafeBufferPointer { n in value.withUnsafeBufferPointer { v in XCTAssertFalse(memo.matches(0, at: 0, name: n, value: v)) } }
+            }
+        }
+    }
+
     func testMemoMatchesFieldsByteForByte() {
         var memo = HeaderBlockMemo()
         let fields: [([UInt8], [UInt8])] = [(Array(":path".utf8), Array("/a".utf8)), (Array("te".utf8), []), (Array("accept".utf8), Array("*/*".utf8))]
