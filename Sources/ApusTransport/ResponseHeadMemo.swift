@@ -9,7 +9,9 @@ import ApusCore
 /// at its place in the last answer is a few instructions when they share storage or are inline
 /// strings, which these are. So the longest shared prefix (status, content-length, then fields
 /// in order) keeps its packed bytes and the rest is packed anew. The list comes out field for
-/// field as a fresh packing would.
+/// field as a fresh packing would. Fields compare as Swift strings, by canonical equivalence: a
+/// value equal to the previous one only under it (the same text, composed differently) keeps
+/// the previous one's bytes; ASCII values, which is what answers carry, compare byte for byte.
 ///
 /// Invariant: while `status >= 0`, the list holds exactly the packing of (`status`,
 /// `bodyCount`, `fields`). Whoever packs the list for anything else calls `forget()` first.
