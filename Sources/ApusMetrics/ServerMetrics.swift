@@ -77,9 +77,22 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
     // MARK: - Observers (request path)
 
     public func requestFinished(model: String, version: Int?, variant: String?, status: Int, durationNanos: UInt64) {
-        let key = RequestKey(model: model, version: version ?? -1, variant: variant ?? "", codeClass: status / 100)
+        let codeClass = status / 100, versionNumber = version ?? -1
+        let seconds = Self.seconds(durationNanos)
+        // The last request's series, compared field by field and counted under the lock: no key
+        // is built and no collector is handed out (a retain and release each) for a repeat, the
+        // common case on a busy model.
+        let repeated = collectors.withLock { c -> Bool in
+            // Read through the optional in place: binding `last` copied the whole tuple.
+            guard c.lastRequest?.key.codeClass == codeClass, c.lastRequest?.key.version == versionNumber,
+                  c.lastRequest?.key.model == model, c.lastRequest?.key.variant == (variant ?? "") else { return false }
+            c.lastRequest?.counter.increment()
+            c.lastRequest?.duration.record(seconds)
+            return true
+        }
+        if repeated { return }
+        let key = RequestKey(model: model, version: versionNumber, variant: variant ?? "", codeClass: codeClass)
         let (counter, histogram) = collectors.withLock { c -> (Counter, LatencyHistogram) in
-            if let last = c.lastRequest, last.key == key { return (last.counter, last.duration) }
             if let hit = c.requests[key] {
                 c.lastRequest = (key, hit.counter, hit.duration)
                 return hit
@@ -96,7 +109,7 @@ public final class ServerMetrics: InferenceObserver, RequestObserver, Sendable {
             return (counter, histogram)
         }
         counter.increment()
-        histogram.record(Self.seconds(durationNanos))
+        histogram.record(seconds)
     }
 
     public func batchRan(model: String, version: Int, rows: Int, queueWaitNanos: [UInt64], computeNanos: UInt64) {

@@ -29,8 +29,15 @@ final class ProtobufRequestTemplate {
     private let model: String
     private let selector: VersionSelector?
     /// The request the template's body decoded to, without its input (each body brings its
-    /// own; a template keeps no tensor alive, however large its body was).
-    private let request: InferRequest
+    /// own; a template keeps no tensor alive, however large its body was). Field by field: read
+    /// from a stored `InferRequest`, every decode copied and destroyed the whole request.
+    private let requestModel: String
+    private let version: VersionSelector?
+    private let id: String?
+    private let routingKey: String?
+    private let requestedOutputs: [String: Bool]
+    private let deadline: UInt64?
+    private let timeoutMicroseconds: UInt64?
     private let name: String
     private let shape: [Int]
     private let datatype: Apus_V1_DataType
@@ -49,9 +56,13 @@ final class ProtobufRequestTemplate {
         rawBytes = raw.count
         self.model = model
         self.selector = selector
-        var stripped = request
-        stripped.inputs = []
-        self.request = stripped
+        requestModel = request.model
+        version = request.version
+        id = request.id
+        routingKey = request.routingKey
+        requestedOutputs = request.requestedOutputs
+        deadline = request.deadline
+        timeoutMicroseconds = request.timeoutMicroseconds
         name = request.inputs[0].name
         shape = request.inputs[0].tensor.shape
         datatype = wire.inputs[0].datatype
@@ -67,11 +78,9 @@ final class ProtobufRequestTemplate {
             return ProtobufCodec.tensorData(UnsafeRawBufferPointer(rebasing: all[before.count..<before.count + rawBytes]), datatype: datatype, count: count)
         }
         guard let data, let tensor = try? Tensor(shape: shape, data: data) else { return nil }
-        // Built field by field: copying the stored request and then replacing its inputs copied
-        // (and destroyed) a whole request more than this does.
-        return InferRequest(model: request.model, version: request.version, id: request.id, routingKey: request.routingKey,
-                            inputs: [NamedTensor(name: name, tensor: tensor)], requestedOutputs: request.requestedOutputs,
-                            deadline: request.deadline, timeoutMicroseconds: request.timeoutMicroseconds)
+        return InferRequest(model: requestModel, version: version, id: id, routingKey: routingKey,
+                            inputs: [NamedTensor(name: name, tensor: tensor)], requestedOutputs: requestedOutputs,
+                            deadline: deadline, timeoutMicroseconds: timeoutMicroseconds)
     }
 
     /// Whether `bytes` hold `expected` at `start` (the caller checked the lengths).
