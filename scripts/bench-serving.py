@@ -203,7 +203,14 @@ def main():
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="alternated nghttpd/Apus rounds (median ratio reported)")
     ap.add_argument("--only", choices=["scrape"], help="run one section only")
+    ap.add_argument("--make-repo", metavar="DIR", help="only write the benchmark repository (DIR/repo) and "
+                    "one-row protobuf body (DIR/body-1.pb) with the current release binary, for other scripts")
     args = ap.parse_args()
+    if args.make_repo:
+        ensure(BENCH_MODULES)
+        make_repo(args.make_repo, SERVING_MODELS)
+        one_row_body(args.make_repo)
+        return
     subprocess.run([os.path.join(ROOT, "scripts/install-deps.sh"), "--bench"], cwd=ROOT, check=True)  # h2load, nghttpd
     if args.only == "scrape":
         subprocess.run([os.path.join(ROOT, "scripts/build-release.sh"), "apus"], cwd=ROOT, check=True)

@@ -26,18 +26,8 @@ trap 'pkill -f "$WORK/bin/apus serve" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 mkdir "$WORK/bin"
 cp .build/release/apus "$WORK/bin/apus"
 strip --strip-debug "$WORK/bin/apus"
-python3 - "$WORK" <<'EOF'
-import importlib.util, sys
-work = sys.argv[1]
-spec = importlib.util.spec_from_file_location("bench_serving", "scripts/bench-serving.py")
-bs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bs)
-bs.ensure(bs.BENCH_MODULES)
-bs.make_repo(work, bs.SERVING_MODELS)
-bs.one_row_body(work)
-open(f"{work}/port", "w").write(str(bs.free_port()))
-EOF
-PORT=$(cat "$WORK/port")
+python3 scripts/bench-serving.py --make-repo "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # valgrind 3.19 crashes on libdispatch's read-only sigsuspend mask: see the file.
 cc -O2 -shared -fPIC -o "$WORK/sigsuspend.so" scripts/valgrind-sigsuspend.c
 for model in "${MODELS[@]}"; do

@@ -24,16 +24,7 @@ profdata="$(dirname "$(readlink -f "$(command -v swift)")")/llvm-profdata"
 APUS_PGO=generate scripts/build-release.sh apus apus-loadtest
 export LLVM_PROFILE_FILE="$work/raw/%p-%m.profraw"
 
-python3 - "$work" <<'EOF'
-import importlib.util, sys
-work = sys.argv[1]
-spec = importlib.util.spec_from_file_location("bench_serving", "scripts/bench-serving.py")
-bs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bs)
-bs.ensure(bs.BENCH_MODULES)
-bs.make_repo(work, bs.SERVING_MODELS)
-bs.one_row_body(work)
-EOF
+python3 scripts/bench-serving.py --make-repo "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 taskset -c 0 .build/release/apus serve --port "$port" --threads 1 --model-repository "$work/repo" --log-level warning &
 server=$!
