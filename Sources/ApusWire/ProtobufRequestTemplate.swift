@@ -29,8 +29,8 @@ final class ProtobufRequestTemplate {
     private let model: String
     private let selector: VersionSelector?
     /// The request the template's body decoded to, without its input (each body brings its
-    /// own; a template keeps no tensor alive, however large its body was). Field by field: read
-    /// from a stored `InferRequest`, every decode copied and destroyed the whole request.
+    /// own; a template keeps no tensor alive, however large its body was). Field by field:
+    /// taking them from a stored `InferRequest` cost ~70 instructions more per decode (callgrind).
     private let requestModel: String
     private let version: VersionSelector?
     private let id: String?
